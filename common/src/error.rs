@@ -1,0 +1,107 @@
+//! Typed errors of the request path, and which side of the proxy caused them.
+//!
+//! They are mapped to HTTP (or gRPC) answers in one place, [`crate::respond`].
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::BoxError;
+
+/// Which side of the proxy a failure belongs to; it drives the status code, the metric label and
+/// the access log's `failed` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSource {
+    /// The downstream client sent something we refuse (too large, malformed, unknown route).
+    Client,
+    /// The upstream could not be reached or misbehaved.
+    Upstream,
+    /// Gatehouse itself failed (a bug or a resource limit).
+    Internal,
+}
+
+impl ErrorSource {
+    /// Label used in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorSource::Client => "client",
+            ErrorSource::Upstream => "upstream",
+            ErrorSource::Internal => "internal",
+        }
+    }
+}
+
+/// Everything that can end a proxied request with an answer from Gatehouse instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no route matches {method} {path}")]
+    NoRoute { method: http::Method, path: String },
+
+    #[error("could not connect to service `{service}` at {addr}")]
+    UpstreamConnect {
+        service: String,
+        addr: SocketAddr,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("service `{service}` did not answer within {after:?}")]
+    UpstreamTimeout { service: String, after: Duration },
+
+    #[error("service `{service}` at {addr} failed mid-request")]
+    UpstreamProtocol {
+        service: String,
+        addr: SocketAddr,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("service `{service}` has no endpoints available")]
+    NoEndpoints { service: String },
+
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: u64 },
+
+    #[error("request headers exceed the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+
+    #[error("the client stopped sending the request body")]
+    ClientBody {
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("bad request: {reason}")]
+    BadRequest { reason: String },
+}
+
+impl ProxyError {
+    /// The side that caused this error.
+    pub fn source_side(&self) -> ErrorSource {
+        match self {
+            ProxyError::NoRoute { .. }
+            | ProxyError::BodyTooLarge { .. }
+            | ProxyError::HeadersTooLarge { .. }
+            | ProxyError::ClientBody { .. }
+            | ProxyError::BadRequest { .. } => ErrorSource::Client,
+            ProxyError::UpstreamConnect { .. }
+            | ProxyError::UpstreamTimeout { .. }
+            | ProxyError::UpstreamProtocol { .. }
+            | ProxyError::NoEndpoints { .. } => ErrorSource::Upstream,
+        }
+    }
+}
+
+/// Walks an error's `source()` chain looking for a `T`; used to classify errors that come back
+/// wrapped by hyper (e.g. our body-limit error inside a client send error).
+pub fn find_cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cur = e.source();
+    }
+    None
+}

@@ -1,0 +1,167 @@
+//! Header hygiene for a proxy hop (RFC 9110 §7.6.1) and the `X-Forwarded-*` / `Via` headers.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Headers that describe one connection, never the message, so a proxy must not forward them.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Removes hop-by-hop headers and every header named in `Connection`.
+///
+/// `TE: trailers` survives on requests: gRPC over HTTP/2 requires it end to end, and it is the
+/// only value HTTP/2 allows (RFC 9113 §8.2.2).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_te_trailers: bool) {
+    // Names listed in Connection are hop-by-hop too; collect them before removing Connection.
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    let te_trailers = keep_te_trailers
+        && headers
+            .get_all(header::TE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case("trailers"));
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP.iter() {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+}
+
+/// What this hop knows about the downstream connection, for the forwarding headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Forwarded<'a> {
+    pub client_ip: IpAddr,
+    /// `https` when the downstream connection used TLS.
+    pub proto: &'static str,
+    /// The authority the client asked for (Host or `:authority`).
+    pub host: Option<&'a str>,
+    /// The `Via` protocol token: `1.1`, `2` or `3`.
+    pub via_version: &'static str,
+}
+
+/// Appends the client address to `X-Forwarded-For`, sets `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` (when the client did not come through a proxy that already set them),
+/// and appends this hop to `Via`.
+pub fn set_forwarded(headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
+    let ip = fwd.client_ip.to_string();
+    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {ip}"),
+        _ => ip,
+    };
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(fwd.proto));
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST)
+        && let Some(host) = fwd.host
+        && let Ok(v) = HeaderValue::try_from(host)
+    {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+    append_via(headers, fwd.via_version);
+}
+
+/// Appends `<version> gatehouse` to `Via` (RFC 9110 §7.6.3); used on requests and responses.
+pub fn append_via(headers: &mut HeaderMap, version: &'static str) {
+    let hop = match version {
+        "2" => "2 gatehouse",
+        "3" => "3 gatehouse",
+        "1.0" => "1.0 gatehouse",
+        _ => "1.1 gatehouse",
+    };
+    headers.append(header::VIA, HeaderValue::from_static(hop));
+}
+
+/// The `Via` token for an HTTP version.
+pub fn via_version(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        http::Version::HTTP_10 => "1.0",
+        _ => "1.1",
+    }
+}
+
+/// Sum of header name and value lengths, the measure used for the header size limit
+/// (the same measure as HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE, less its 32-byte overhead).
+pub fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum()
+}
+
+/// True for gRPC requests (`content-type: application/grpc[+proto|+json|...]`): their errors are
+/// answered with `grpc-status` instead of a problem body.
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.as_bytes().starts_with(b"application/grpc"))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-foo, close"));
+        h.insert("x-foo", HeaderValue::from_static("1"));
+        h.insert("x-bar", HeaderValue::from_static("2"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("gzip, trailers"));
+        strip_hop_by_hop(&mut h, true);
+        assert!(h.get("x-foo").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert_eq!(h.get("x-bar").map(|v| v.as_bytes()), Some(&b"2"[..]));
+        assert_eq!(h.get(header::TE).map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+        strip_hop_by_hop(&mut h, false);
+        assert!(h.get(header::TE).is_none());
+    }
+
+    #[test]
+    fn forwarded_headers_append() {
+        let mut h = HeaderMap::new();
+        h.insert(X_FORWARDED_FOR, HeaderValue::from_static("10.0.0.1"));
+        let fwd = Forwarded {
+            client_ip: "127.0.0.1".parse().expect("ip"),
+            proto: "https",
+            host: Some("api.example.com"),
+            via_version: "2",
+        };
+        set_forwarded(&mut h, &fwd);
+        assert_eq!(h[&X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h[&X_FORWARDED_PROTO], "https");
+        assert_eq!(h[&X_FORWARDED_HOST], "api.example.com");
+        assert_eq!(h[header::VIA], "2 gatehouse");
+    }
+}

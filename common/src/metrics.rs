@@ -1,0 +1,150 @@
+//! Prometheus metrics of one binary, served on the admin port in text format 0.0.4.
+//!
+//! Labels are bounded: route names come from config (never raw paths), status is a class.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label value for requests that matched no route.
+pub const NO_ROUTE: &str = "(none)";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: Arc<str>,
+    pub status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServiceLabels {
+    pub service: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabels {
+    pub listener: Arc<str>,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. ~33 s: proxy overhead is sub-millisecond, upstream time can be long.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 17))
+}
+
+/// The metric families of a binary.
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
+    pub upstream_connect_errors: Family<ServiceLabels, Counter>,
+    pub open_connections: Family<ListenerLabels, Gauge>,
+    pub in_flight: Gauge,
+    pub config_reloads: Family<ReloadLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: &'static str,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("gatehouse");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let request_duration =
+            Family::<RequestLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
+        let upstream_connect_errors = Family::<ServiceLabels, Counter>::default();
+        let open_connections = Family::<ListenerLabels, Gauge>::default();
+        let in_flight = Gauge::default();
+        let config_reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Requests answered, by route and status class",
+            requests.clone(),
+        );
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to the end of the response body",
+            request_duration.clone(),
+        );
+        registry.register(
+            "upstream_connect_errors",
+            "Failed connections to upstream endpoints, by service",
+            upstream_connect_errors.clone(),
+        );
+        registry.register(
+            "open_connections",
+            "Downstream connections open now, by listener",
+            open_connections.clone(),
+        );
+        registry.register(
+            "in_flight_requests",
+            "Requests being handled now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "config_reloads",
+            "Config reload attempts, by result",
+            config_reloads.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            upstream_connect_errors,
+            open_connections,
+            in_flight,
+            config_reloads,
+        }
+    }
+
+    /// Records one finished request.
+    pub fn observe_request(&self, route: &Arc<str>, status: u16, seconds: f64) {
+        let labels = RequestLabels {
+            route: route.clone(),
+            status_class: status_class(status),
+        };
+        self.requests.get_or_create(&labels).inc();
+        self.request_duration
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
+    /// The registry in Prometheus text format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// `2xx`, `4xx`, ... for a status code.
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

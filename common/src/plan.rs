@@ -1,0 +1,304 @@
+//! The validated runtime plan built from [`ProxySettings`]: listeners with loaded TLS, the route
+//! table and the services with their pooled clients.
+//!
+//! A reload builds a new plan beside the running one and swaps it atomically; a request keeps
+//! the plan it started with until it ends.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use rustls::ServerConfig;
+
+use crate::client::UpstreamClient;
+use crate::config::{ConfigError, Source, did_you_mean};
+use crate::settings::{ListenerSettings, ProxySettings, ServiceSettings, UpstreamProtocol};
+use crate::tls;
+
+/// Limits applied by the server and the proxy core (see [`crate::settings::LimitSettings`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub max_concurrent_streams: u32,
+}
+
+/// A listener as the runtime needs it.
+#[derive(Debug)]
+pub struct ListenerPlan {
+    pub name: Arc<str>,
+    pub settings: ListenerSettings,
+    pub tls: Option<Arc<ServerConfig>>,
+}
+
+/// An upstream service: endpoints, balancing state, its client and timeouts.
+#[derive(Debug)]
+pub struct Service {
+    pub name: Arc<str>,
+    pub settings: ServiceSettings,
+    pub endpoints: Vec<SocketAddr>,
+    next: AtomicUsize,
+    pub client: UpstreamClient,
+    pub connect_timeout: Duration,
+    pub request_timeout: Duration,
+}
+
+impl Service {
+    /// Next endpoint, round robin (issue #4 replaces this with the resilient balancer).
+    pub fn pick(&self) -> Option<SocketAddr> {
+        if self.endpoints.is_empty() {
+            return None;
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
+        Some(self.endpoints[i])
+    }
+}
+
+/// A compiled route.
+#[derive(Debug)]
+pub struct Route {
+    pub name: Arc<str>,
+    /// Normalised prefix without a trailing slash (`""` for the catch-all `/`).
+    prefix: String,
+    host: Option<String>,
+    pub service: Arc<Service>,
+}
+
+impl Route {
+    fn matches(&self, host: Option<&str>, path: &str) -> bool {
+        if let Some(want) = &self.host {
+            match host {
+                Some(h) if h.eq_ignore_ascii_case(want) => {}
+                _ => return false,
+            }
+        }
+        // Segment-boundary prefix: `/api` matches `/api` and `/api/x`, not `/apix`.
+        path.starts_with(&self.prefix)
+            && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/'))
+    }
+}
+
+/// The runtime plan of one binary.
+#[derive(Debug)]
+pub struct Plan {
+    /// The settings this plan was built from (served, redacted, by `/config`).
+    pub settings: ProxySettings,
+    pub listeners: Vec<ListenerPlan>,
+    /// Most specific first: longer prefix, then host-specific, then file order.
+    routes: Vec<Route>,
+    pub services: HashMap<String, Arc<Service>>,
+    pub limits: Limits,
+    pub drain_timeout: Duration,
+}
+
+impl Plan {
+    /// Validates `settings` (read from `source`) into a plan. Files named by the config
+    /// (certificates, keys) are read and parsed here, so a bad file refuses the plan.
+    /// Services whose settings did not change keep `previous`'s clients and their pooled
+    /// connections.
+    pub fn build(
+        settings: ProxySettings,
+        source: &Source,
+        previous: Option<&Plan>,
+    ) -> Result<Plan, ConfigError> {
+        let listeners = build_listeners(&settings, source)?;
+        let services = build_services(&settings, source, previous)?;
+        let routes = build_routes(&settings, source, &services)?;
+        let l = &settings.limits;
+        if l.max_concurrent_streams == 0 {
+            return Err(source.error_at("limits.max_concurrent_streams", "must be at least 1"));
+        }
+        if l.max_request_header_bytes.get() < 1024 {
+            return Err(source.error_at("limits.max_request_header_bytes", "must be at least 1KiB"));
+        }
+        let limits = Limits {
+            max_header_bytes: l.max_request_header_bytes.as_usize(),
+            max_body_bytes: l.max_request_body_bytes.get(),
+            header_read_timeout: l.header_read_timeout.get(),
+            idle_timeout: l.idle_timeout.get(),
+            tls_handshake_timeout: l.tls_handshake_timeout.get(),
+            max_concurrent_streams: l.max_concurrent_streams,
+        };
+        let drain_timeout = settings.drain_timeout.get();
+        Ok(Plan {
+            settings,
+            listeners,
+            routes,
+            services,
+            limits,
+            drain_timeout,
+        })
+    }
+
+    /// The most specific route for a request, if any.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.matches(host, path))
+    }
+
+    /// Routes in match order (for `/routes` and tests).
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The listener plan named `name`.
+    pub fn listener(&self, name: &str) -> Option<&ListenerPlan> {
+        self.listeners.iter().find(|l| &*l.name == name)
+    }
+}
+
+fn build_listeners(s: &ProxySettings, src: &Source) -> Result<Vec<ListenerPlan>, ConfigError> {
+    if s.listeners.is_empty() {
+        return Err(src.error_at("listeners", "at least one listener is required"));
+    }
+    let mut names = HashSet::new();
+    let mut addrs = HashSet::new();
+    let mut out = Vec::with_capacity(s.listeners.len());
+    for (i, l) in s.listeners.iter().enumerate() {
+        if !names.insert(l.name.as_str()) {
+            return Err(src.error_at(
+                &format!("listeners[{i}].name"),
+                format!("duplicate listener name `{}`", l.name),
+            ));
+        }
+        if l.address.port() != 0 && !addrs.insert(l.address) {
+            return Err(src.error_at(
+                &format!("listeners[{i}].address"),
+                format!("address {} is used by another listener", l.address),
+            ));
+        }
+        let tls = match &l.tls {
+            Some(t) => Some(
+                tls::server_config(&t.cert, &t.key, t.client_ca.as_deref(), tls::ALPN_H2_H1)
+                    .map_err(|e| src.error_at(&format!("listeners[{i}].tls"), chain(&e)))?,
+            ),
+            None => None,
+        };
+        out.push(ListenerPlan {
+            name: Arc::from(l.name.as_str()),
+            settings: l.clone(),
+            tls,
+        });
+    }
+    Ok(out)
+}
+
+fn build_services(
+    s: &ProxySettings,
+    src: &Source,
+    previous: Option<&Plan>,
+) -> Result<HashMap<String, Arc<Service>>, ConfigError> {
+    let mut out = HashMap::with_capacity(s.services.len());
+    for (name, svc) in &s.services {
+        let at = |key: &str| format!("services.{name}.{key}");
+        if svc.endpoints.is_empty() {
+            return Err(src.error_at(&at("endpoints"), "at least one endpoint is required"));
+        }
+        let timeouts = svc.timeouts.as_ref().unwrap_or(&s.timeouts);
+        let client = match previous.and_then(|p| p.services.get(name)) {
+            Some(old)
+                if old.settings == *svc && old.connect_timeout == timeouts.connect.get() =>
+            {
+                old.client.clone()
+            }
+            _ => {
+                let tls = match (&svc.tls, svc.protocol) {
+                    (Some(_), UpstreamProtocol::Http1 | UpstreamProtocol::H2c) => {
+                        return Err(src.error_at(
+                            &at("tls"),
+                            "`tls` needs `protocol: https`",
+                        ));
+                    }
+                    (Some(t), UpstreamProtocol::Https) => {
+                        let identity = match (&t.cert, &t.key) {
+                            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                            (None, None) => None,
+                            _ => {
+                                return Err(src.error_at(
+                                    &at("tls"),
+                                    "`cert` and `key` go together",
+                                ));
+                            }
+                        };
+                        Some(
+                            tls::client_config(t.ca.as_deref(), identity)
+                                .map_err(|e| src.error_at(&at("tls"), chain(&e)))?,
+                        )
+                    }
+                    (None, _) => None,
+                };
+                UpstreamClient::new(svc.protocol, tls, timeouts.connect.get())
+            }
+        };
+        out.insert(
+            name.clone(),
+            Arc::new(Service {
+                name: Arc::from(name.as_str()),
+                settings: svc.clone(),
+                endpoints: svc.endpoints.clone(),
+                next: AtomicUsize::new(0),
+                client,
+                connect_timeout: timeouts.connect.get(),
+                request_timeout: timeouts.request.get(),
+            }),
+        );
+    }
+    Ok(out)
+}
+
+fn build_routes(
+    s: &ProxySettings,
+    src: &Source,
+    services: &HashMap<String, Arc<Service>>,
+) -> Result<Vec<Route>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut routes = Vec::with_capacity(s.routes.len());
+    for (i, r) in s.routes.iter().enumerate() {
+        if !names.insert(r.name.as_str()) {
+            return Err(src.error_at(
+                &format!("routes[{i}].name"),
+                format!("duplicate route name `{}`", r.name),
+            ));
+        }
+        let Some(service) = services.get(&r.service) else {
+            let hint = did_you_mean(&r.service, services.keys().map(String::as_str));
+            return Err(src.error_at_hint(
+                &format!("routes[{i}].service"),
+                format!("unknown service `{}`", r.service),
+                hint.map(|h| format!("did you mean `{h}`?")),
+            ));
+        };
+        let prefix = r.matches.path_prefix.as_deref().unwrap_or("/");
+        if !prefix.starts_with('/') {
+            return Err(src.error_at(
+                &format!("routes[{i}].match.path_prefix"),
+                "must start with `/`",
+            ));
+        }
+        routes.push(Route {
+            name: Arc::from(r.name.as_str()),
+            prefix: prefix.trim_end_matches('/').to_owned(),
+            host: r.matches.host.as_ref().map(|h| h.to_ascii_lowercase()),
+            service: service.clone(),
+        });
+    }
+    // Stable sort keeps file order among equally specific routes.
+    routes.sort_by_key(|r| (std::cmp::Reverse(r.prefix.len()), r.host.is_none()));
+    Ok(routes)
+}
+
+/// An error and its causes on one line, for config messages.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        msg.push_str(": ");
+        msg.push_str(&e.to_string());
+        cur = e.source();
+    }
+    msg
+}

@@ -1,0 +1,304 @@
+//! The proxy core: one request from arrival to the upstream and back, streaming both ways.
+//!
+//! The phases run in the order documented in [`crate::stack`]; each answers with a response
+//! (never an error) so the client always hears why its request ended.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::Instrument;
+
+use crate::body::{BodyLimitExceeded, LimitedBody, ObservedBody, OnEnd, ProxyBody};
+use crate::ctx::RequestCtx;
+use crate::error::{ErrorSource, ProxyError, find_cause};
+use crate::headers::{self, Forwarded};
+use crate::metrics::{Metrics, NO_ROUTE, ServiceLabels};
+use crate::plan::{Plan, Service};
+use crate::respond;
+use crate::server::ConnInfo;
+use crate::trace_context::{TraceContext, X_REQUEST_ID, request_id};
+
+/// What every request of a binary shares: the current plan and the metrics.
+#[derive(Debug)]
+pub struct Shared {
+    pub plan: ArcSwap<Plan>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The response body type of the proxy: streams the upstream body and logs when it ends.
+pub type ResponseBody = ObservedBody<Finish>;
+
+/// Handles one request end to end.
+pub async fn handle(
+    shared: Arc<Shared>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    // The plan is loaded once: a reload mid-request does not change this request's routing.
+    let plan = shared.plan.load_full();
+    let (trace, trace_valid) = TraceContext::from_headers(req.headers());
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            req.headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        });
+    let mut ctx = RequestCtx {
+        request_id: request_id(req.headers()),
+        trace,
+        trace_valid,
+        start: Instant::now(),
+        client_addr: conn.client_addr,
+        listener: conn.listener.clone(),
+        tls: conn.tls,
+        peer_identity: conn.peer_identity.clone(),
+        method: req.method().clone(),
+        path: req.uri().path().to_owned(),
+        authority,
+        version: req.version(),
+        route: None,
+        service: None,
+        upstream: None,
+        failed: None,
+    };
+    shared.metrics.in_flight.inc();
+    conn.activity.request_started();
+    let span = tracing::info_span!(
+        "request",
+        request_id = ctx.request_id.to_str().unwrap_or_default(),
+        trace_id = %ctx.trace.trace_id_hex(),
+        method = %ctx.method,
+        path = %ctx.path,
+    );
+    let bytes_in = Arc::new(AtomicU64::new(0));
+    let grpc = headers::is_grpc(req.headers());
+    let result = proxy(&plan, &shared.metrics, &mut ctx, req, bytes_in.clone())
+        .instrument(span.clone())
+        .await;
+    let res = match result {
+        Ok(res) => res,
+        Err(err) => {
+            ctx.failed = Some(err.source_side());
+            let _enter = span.enter();
+            match err.source_side() {
+                ErrorSource::Client => tracing::debug!(error = %crate::plan::chain(&err), "request refused"),
+                _ => tracing::warn!(error = %crate::plan::chain(&err), "request failed"),
+            }
+            respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc)
+        }
+    };
+    let (parts, body) = res.into_parts();
+    let finish = Finish {
+        status: parts.status.as_u16(),
+        ctx,
+        bytes_in,
+        metrics: shared.metrics.clone(),
+        conn,
+        access_log: plan.settings.telemetry.access_log,
+    };
+    Response::from_parts(parts, ObservedBody::new(body, finish))
+}
+
+async fn proxy(
+    plan: &Plan,
+    metrics: &Metrics,
+    ctx: &mut RequestCtx,
+    req: Request<Incoming>,
+    bytes_in: Arc<AtomicU64>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let limits = plan.limits;
+    // Limits first: nothing else should spend work on a request we will refuse.
+    if headers::header_bytes(req.headers()) > limits.max_header_bytes {
+        return Err(ProxyError::HeadersTooLarge {
+            limit: limits.max_header_bytes,
+        });
+    }
+    if let Some(len) = content_length(req.headers())
+        && len > limits.max_body_bytes
+    {
+        return Err(ProxyError::BodyTooLarge {
+            limit: limits.max_body_bytes,
+        });
+    }
+    let host = ctx.authority.as_deref().map(strip_port);
+    let route = plan
+        .route(host, req.uri().path())
+        .ok_or_else(|| ProxyError::NoRoute {
+            method: ctx.method.clone(),
+            path: ctx.path.clone(),
+        })?;
+    ctx.route = Some(route.name.clone());
+    let service = &route.service;
+    ctx.service = Some(service.name.clone());
+    let endpoint = service.pick().ok_or_else(|| ProxyError::NoEndpoints {
+        service: service.name.to_string(),
+    })?;
+    ctx.upstream = Some(endpoint);
+
+    let upstream_req = upstream_request(ctx, service, endpoint, req, limits.max_body_bytes, bytes_in)?;
+    let sent = tokio::time::timeout(service.request_timeout, service.client.send(upstream_req)).await;
+    let mut res = match sent {
+        Err(_elapsed) => {
+            return Err(ProxyError::UpstreamTimeout {
+                service: service.name.to_string(),
+                after: service.request_timeout,
+            });
+        }
+        Ok(Err(e)) => return Err(classify_client_error(metrics, service, endpoint, e)),
+        Ok(Ok(res)) => res,
+    };
+    let via = headers::via_version(res.version());
+    let h = res.headers_mut();
+    headers::strip_hop_by_hop(h, false);
+    headers::append_via(h, via);
+    res.headers_mut().insert(X_REQUEST_ID, ctx.request_id.clone());
+    Ok(res.map(|b| b.map_err(Into::into).boxed_unsync()))
+}
+
+/// Rewrites the client's request into the upstream request: absolute URI to the endpoint,
+/// hop-by-hop headers removed, forwarding, request id and trace headers set.
+fn upstream_request(
+    ctx: &RequestCtx,
+    service: &Service,
+    endpoint: SocketAddr,
+    req: Request<Incoming>,
+    max_body: u64,
+    bytes_in: Arc<AtomicU64>,
+) -> Result<Request<ProxyBody>, ProxyError> {
+    let (mut parts, body) = req.into_parts();
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    parts.uri = Uri::builder()
+        .scheme(service.client.scheme().clone())
+        .authority(endpoint.to_string())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|e| ProxyError::BadRequest {
+            reason: format!("cannot form the upstream URI: {e}"),
+        })?;
+    // hyper picks the wire protocol from the pooled connection; HTTP/1.1 here means "any".
+    parts.version = http::Version::HTTP_11;
+    let h = &mut parts.headers;
+    headers::strip_hop_by_hop(h, true);
+    // Keep the client's authority as Host (as Envoy does); the upstream address is in the URI.
+    if let Some(auth) = &ctx.authority
+        && let Ok(v) = HeaderValue::try_from(auth.as_str())
+    {
+        h.insert(header::HOST, v);
+    }
+    headers::set_forwarded(
+        h,
+        &Forwarded {
+            client_ip: ctx.client_addr.ip(),
+            proto: if ctx.tls { "https" } else { "http" },
+            host: ctx.authority.as_deref(),
+            via_version: headers::via_version(ctx.version),
+        },
+    );
+    h.insert(X_REQUEST_ID, ctx.request_id.clone());
+    ctx.trace.apply(h, ctx.trace_valid);
+    let body = LimitedBody::new(body, max_body, bytes_in).boxed_unsync();
+    Ok(Request::from_parts(parts, body))
+}
+
+fn classify_client_error(
+    metrics: &Metrics,
+    service: &Service,
+    endpoint: SocketAddr,
+    err: hyper_util::client::legacy::Error,
+) -> ProxyError {
+    if let Some(limit) = find_cause::<BodyLimitExceeded>(&err) {
+        return ProxyError::BodyTooLarge { limit: limit.limit };
+    }
+    if err.is_connect() {
+        metrics
+            .upstream_connect_errors
+            .get_or_create(&ServiceLabels {
+                service: service.name.clone(),
+            })
+            .inc();
+        let timed_out = find_cause::<std::io::Error>(&err)
+            .map(|io| io.kind() == std::io::ErrorKind::TimedOut)
+            .unwrap_or(false);
+        if timed_out {
+            return ProxyError::UpstreamTimeout {
+                service: service.name.to_string(),
+                after: service.connect_timeout,
+            };
+        }
+        return ProxyError::UpstreamConnect {
+            service: service.name.to_string(),
+            addr: endpoint,
+            source: Box::new(err),
+        };
+    }
+    ProxyError::UpstreamProtocol {
+        service: service.name.to_string(),
+        addr: endpoint,
+        source: Box::new(err),
+    }
+}
+
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// `host:port` → `host` (IPv6 literals keep their brackets).
+fn strip_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .find(']')
+            .map(|i| &authority[..=i])
+            .unwrap_or(authority);
+    }
+    authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+}
+
+/// Runs when the response body ends: metrics, counters and the access-log line.
+pub struct Finish {
+    status: u16,
+    ctx: RequestCtx,
+    bytes_in: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+    conn: Arc<ConnInfo>,
+    access_log: bool,
+}
+
+impl OnEnd for Finish {
+    fn on_end(self, bytes_out: u64, complete: bool) {
+        let ctx = &self.ctx;
+        let elapsed = ctx.start.elapsed();
+        let route = ctx
+            .route
+            .clone()
+            .unwrap_or_else(|| Arc::from(NO_ROUTE));
+        self.metrics
+            .observe_request(&route, self.status, elapsed.as_secs_f64());
+        self.metrics.in_flight.dec();
+        self.conn.activity.request_finished();
+        if self.access_log {
+            crate::telemetry::access_log(&crate::telemetry::AccessLog {
+                ctx,
+                status: self.status,
+                bytes_in: self.bytes_in.load(Ordering::Relaxed),
+                bytes_out,
+                duration: elapsed,
+                complete,
+            });
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The one place that turns a [`ProxyError`] into an answer for the client:
+//! `application/problem+json` (RFC 9457) for HTTP, `grpc-status` for gRPC.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::{ProxyBody, full};
+use crate::error::ProxyError;
+use crate::trace_context::X_REQUEST_ID;
+
+/// The media type of problem details (RFC 9457 §3).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// RFC 9457 problem details, plus the request id so a user can quote it in a support ticket.
+#[derive(Debug, Serialize)]
+pub struct Problem<'a> {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: &'a str,
+    pub status: u16,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<&'a str>,
+    pub request_id: &'a str,
+}
+
+/// Status, short problem slug and title for each error.
+pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
+    match err {
+        ProxyError::NoRoute { .. } => (StatusCode::NOT_FOUND, "no-route", "No route matches"),
+        ProxyError::UpstreamConnect { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "upstream-connect",
+            "Upstream connection failed",
+        ),
+        ProxyError::UpstreamProtocol { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "upstream-protocol",
+            "Upstream failed mid-request",
+        ),
+        ProxyError::UpstreamTimeout { .. } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "upstream-timeout",
+            "Upstream timed out",
+        ),
+        ProxyError::NoEndpoints { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no-endpoints",
+            "No upstream endpoint available",
+        ),
+        ProxyError::BodyTooLarge { .. } => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body-too-large",
+            "Request body too large",
+        ),
+        ProxyError::HeadersTooLarge { .. } => (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+        ),
+        ProxyError::ClientBody { .. } => (
+            StatusCode::BAD_REQUEST,
+            "client-body",
+            "Request body could not be read",
+        ),
+        ProxyError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+    }
+}
+
+/// Builds the answer for `err`. `grpc` selects a trailers-only gRPC response.
+pub fn error_response(
+    err: &ProxyError,
+    request_id: &HeaderValue,
+    path: Option<&str>,
+    grpc: bool,
+) -> Response<ProxyBody> {
+    let (status, slug, title) = classify(err);
+    let detail = err.to_string();
+    if grpc {
+        return grpc_response(grpc_code(status), &detail, request_id);
+    }
+    problem_response(status, slug, title, detail, request_id, path)
+}
+
+/// A problem+json response; public so other layers (auth, limits) answer in the same shape.
+pub fn problem_response(
+    status: StatusCode,
+    slug: &str,
+    title: &str,
+    detail: String,
+    request_id: &HeaderValue,
+    path: Option<&str>,
+) -> Response<ProxyBody> {
+    let problem = Problem {
+        kind: format!("urn:gatehouse:problem:{slug}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        instance: path,
+        request_id: request_id.to_str().unwrap_or_default(),
+    };
+    let body = serde_json::to_vec(&problem).unwrap_or_default();
+    let mut res = Response::new(full(Bytes::from(body)));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(X_REQUEST_ID, request_id.clone());
+    res
+}
+
+/// gRPC status codes used for gateway errors (grpc/doc/statuscodes.md, http-grpc-status-mapping).
+pub fn grpc_code(status: StatusCode) -> u8 {
+    match status.as_u16() {
+        400 => 3,                   // INVALID_ARGUMENT
+        401 => 16,                  // UNAUTHENTICATED
+        403 => 7,                   // PERMISSION_DENIED
+        404 => 12,                  // UNIMPLEMENTED: no such method here
+        413 | 429 | 431 => 8,       // RESOURCE_EXHAUSTED
+        502 | 503 => 14,            // UNAVAILABLE
+        504 => 4,                   // DEADLINE_EXCEEDED
+        _ => 13,                    // INTERNAL
+    }
+}
+
+/// A trailers-only gRPC response: HTTP 200 with `grpc-status` and `grpc-message` in the headers.
+pub fn grpc_response(code: u8, message: &str, request_id: &HeaderValue) -> Response<ProxyBody> {
+    let mut res = Response::new(crate::body::empty());
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", HeaderValue::from(u16::from(code)));
+    if let Ok(v) = HeaderValue::try_from(percent_encode_grpc(message)) {
+        h.insert("grpc-message", v);
+    }
+    h.insert(X_REQUEST_ID, request_id.clone());
+    res
+}
+
+/// gRPC messages are percent-encoded (grpc/doc/PROTOCOL-HTTP2.md: Status-Message).
+fn percent_encode_grpc(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    for b in msg.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

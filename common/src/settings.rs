@@ -1,0 +1,226 @@
+//! Raw configuration fragments shared by the binaries: listener, TLS, admin, telemetry, limits,
+//! timeouts, services and routes.
+//!
+//! These are the serde layer (`deny_unknown_fields`, defaults documented where they are set);
+//! [`crate::plan`] validates them into runtime types.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ByteSize, Duration};
+
+/// The configuration of one proxy binary (for now the three binaries share it; each will add
+/// its own sections on top).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySettings {
+    /// Where clients connect. At least one.
+    pub listeners: Vec<ListenerSettings>,
+    /// The admin server (health, readiness, metrics, config). Default `127.0.0.1:9901`.
+    #[serde(default)]
+    pub admin: AdminSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+    #[serde(default)]
+    pub limits: LimitSettings,
+    /// Default upstream timeouts; a service may override them.
+    #[serde(default)]
+    pub timeouts: TimeoutSettings,
+    /// How long SIGTERM waits for in-flight requests before exiting. Default 30s.
+    #[serde(default = "default_drain_timeout")]
+    pub drain_timeout: Duration,
+    /// Ordered routes; the longest matching path prefix wins, ties by order.
+    #[serde(default)]
+    pub routes: Vec<RouteSettings>,
+    /// Upstream services by name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceSettings>,
+}
+
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// One listening socket.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSettings {
+    /// Unique name, used in logs and metrics.
+    pub name: String,
+    /// `IP:PORT`; port 0 picks a free port (reported by `run()` and the startup log).
+    pub address: SocketAddr,
+    /// Serve TLS on this listener. Absent: plaintext (HTTP/1.1 and h2c).
+    #[serde(default)]
+    pub tls: Option<ServerTlsSettings>,
+}
+
+/// Server-side TLS: certificate chain and key, PEM files.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTlsSettings {
+    /// Certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
+    /// When set, clients must present a certificate chained to these roots (mTLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Default `127.0.0.1:9901`: loopback only, the admin API is not for the public.
+    pub address: SocketAddr,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            address: SocketAddr::from(([127, 0, 0, 1], 9901)),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directive, e.g. `info` or `gatehouse_common=debug`. Default `info`;
+    /// `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// One structured access-log event per request (target `access_log`). Default true.
+    pub access_log: bool,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            log_level: "info".into(),
+            access_log: true,
+        }
+    }
+}
+
+/// Protection against oversized and slow clients.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitSettings {
+    /// Total size of request header names and values. Default 32KiB; over it: 431.
+    pub max_request_header_bytes: ByteSize,
+    /// Request body size. Default 10MiB; over it: 413 (streamed, never buffered).
+    pub max_request_body_bytes: ByteSize,
+    /// Time for a new connection to send a complete request head (slowloris). Default 10s.
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight and no bytes moving for this long is closed.
+    /// Default 60s.
+    pub idle_timeout: Duration,
+    /// TLS handshake deadline. Default 10s.
+    pub tls_handshake_timeout: Duration,
+    /// HTTP/2 streams per connection. Default 100.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        LimitSettings {
+            max_request_header_bytes: ByteSize::new(32 * 1024),
+            max_request_body_bytes: ByteSize::new(10 * 1024 * 1024),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            tls_handshake_timeout: Duration::from_secs(10),
+            max_concurrent_streams: 100,
+        }
+    }
+}
+
+/// Upstream timeouts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutSettings {
+    /// TCP connect. Default 2s; a refused connect answers 502, a timed-out one 504.
+    pub connect: Duration,
+    /// From sending the request to receiving the response head. Default 30s; over it: 504.
+    pub request: Duration,
+}
+
+impl Default for TimeoutSettings {
+    fn default() -> Self {
+        TimeoutSettings {
+            connect: Duration::from_secs(2),
+            request: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How to speak to a service's endpoints.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1 over TCP. The default.
+    #[default]
+    Http1,
+    /// HTTP/2 over TCP without TLS (prior knowledge), e.g. for gRPC backends.
+    H2c,
+    /// TLS, HTTP/2 or HTTP/1.1 as negotiated by ALPN.
+    Https,
+}
+
+/// An upstream service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// `IP:PORT` endpoints, balanced round robin.
+    pub endpoints: Vec<SocketAddr>,
+    #[serde(default)]
+    pub protocol: UpstreamProtocol,
+    /// TLS towards the service (with `protocol: https`).
+    #[serde(default)]
+    pub tls: Option<UpstreamTlsSettings>,
+    /// Overrides the top-level `timeouts`.
+    #[serde(default)]
+    pub timeouts: Option<TimeoutSettings>,
+}
+
+/// Client-side TLS towards a service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTlsSettings {
+    /// Trusted roots (PEM). Absent: the public web PKI roots.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// Present this certificate (mTLS).
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// A route: which requests go to which service.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteSettings {
+    /// Unique name: the metric label and the access log's `route`.
+    pub name: String,
+    #[serde(rename = "match", default)]
+    pub matches: RouteMatchSettings,
+    /// Name of a service under `services`.
+    pub service: String,
+}
+
+/// What a route matches.
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RouteMatchSettings {
+    /// Path prefix, matched on segment boundaries (`/api` matches `/api` and `/api/x`, not
+    /// `/apix`). Default `/`.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Exact host (without port), case-insensitive. Default: any.
+    #[serde(default)]
+    pub host: Option<String>,
+}

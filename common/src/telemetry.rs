@@ -1,0 +1,77 @@
+//! Logging set-up (`tracing`, JSON or pretty) and the per-request access-log event.
+
+use std::time::Duration;
+
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::ctx::RequestCtx;
+
+/// Output format of the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log shippers).
+    Json,
+    /// Human-readable, for a terminal.
+    Pretty,
+}
+
+/// Installs the global subscriber. `RUST_LOG` wins over `level` when set. Calling it twice is
+/// harmless (tests start several binaries in one process).
+pub fn init(format: LogFormat, level: &str) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_span_events(FmtSpan::NONE)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}
+
+/// One request's access-log fields.
+#[derive(Debug)]
+pub struct AccessLog<'a> {
+    pub ctx: &'a RequestCtx,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub duration: Duration,
+    /// False when the response body did not reach its end (client gone, upstream reset).
+    pub complete: bool,
+}
+
+/// Emits the access-log event (target `access_log`, level INFO): one per request.
+pub fn access_log(a: &AccessLog<'_>) {
+    let ctx = a.ctx;
+    tracing::info!(
+        target: "access_log",
+        request_id = ctx.request_id.to_str().unwrap_or_default(),
+        trace_id = %ctx.trace.trace_id_hex(),
+        listener = &*ctx.listener,
+        client = %ctx.client_addr,
+        peer = ctx.peer_identity.as_deref().unwrap_or("-"),
+        method = %ctx.method,
+        authority = ctx.authority.as_deref().unwrap_or("-"),
+        path = %ctx.path,
+        version = ?ctx.version,
+        status = a.status,
+        bytes_in = a.bytes_in,
+        bytes_out = a.bytes_out,
+        duration_ms = a.duration.as_secs_f64() * 1000.0,
+        route = ctx.route.as_deref().unwrap_or("-"),
+        service = ctx.service.as_deref().unwrap_or("-"),
+        upstream = %ctx.upstream.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+        failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
+        complete = a.complete,
+        "request"
+    );
+}
