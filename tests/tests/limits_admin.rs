@@ -1,0 +1,134 @@
+//! Connection limits (slowloris header timeout, idle timeout) and the admin endpoints.
+
+use std::time::{Duration, Instant};
+
+use gatehouse_tests::{Backend, Client, start};
+use http::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn proxy(limits: &str) -> (gatehouse_common::runtime::Running, gatehouse_tests::BackendHandle) {
+    let be = Backend::new().route("/", "hello").run().await;
+    let yaml = format!(
+        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nlimits: {{ {limits} }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{}\"] }}\n",
+        be.addr
+    );
+    (start(&yaml).await, be)
+}
+
+/// Reads until EOF or `limit`; returns what was read and when the connection closed.
+async fn read_until_closed(s: &mut tokio::net::TcpStream, limit: Duration) -> (Vec<u8>, Option<Instant>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (buf, Some(Instant::now())),
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => return (buf, None),
+        }
+    }
+}
+
+/// A client sending one header byte at a time is cut off at the header-read timeout.
+#[tokio::test]
+async fn slowloris_is_cut_off_at_header_timeout() {
+    let (p, be) = proxy("header_read_timeout: 500ms").await;
+    let addr = p.addr("main").await.expect("listener");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let started = Instant::now();
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let mut closed_at = None;
+    for byte in request {
+        if s.write_all(&[*byte]).await.is_err() {
+            closed_at = Some(Instant::now());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if started.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let closed_at = match closed_at {
+        Some(t) => t,
+        None => read_until_closed(&mut s, Duration::from_secs(3)).await.1.expect("connection closed"),
+    };
+    let after = closed_at.duration_since(started);
+    assert!(after < Duration::from_secs(2), "cut off after {after:?}");
+    assert_eq!(be.count(), 0, "the slow request reached the backend");
+}
+
+/// A keep-alive connection with nothing in flight is closed after the idle timeout; a normal
+/// request on it before then is served.
+#[tokio::test]
+async fn idle_connections_are_closed() {
+    let (p, _be) = proxy("idle_timeout: 400ms, header_read_timeout: 10s").await;
+    let addr = p.addr("main").await.expect("listener");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    let mut buf = [0u8; 1024];
+    let n = s.read(&mut buf).await.expect("read");
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    let idle_from = Instant::now();
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(3)).await;
+    let idle = closed.expect("idle connection closed").duration_since(idle_from);
+    assert!(idle >= Duration::from_millis(300) && idle < Duration::from_secs(2), "closed after {idle:?}");
+}
+
+#[tokio::test]
+async fn admin_endpoints() {
+    let (p, _be) = proxy("max_concurrent_streams: 50").await;
+    let admin = p.admin_addr;
+    let main = p.addr("main").await.expect("listener");
+    let c = Client::http1();
+    let _ = c.get(&format!("http://{main}/hello")).await;
+    let _ = c.get(&format!("http://{main}/hello")).await;
+
+    let (s, _, b) = c.get(&format!("http://{admin}/healthz")).await;
+    assert_eq!(s, StatusCode::OK, "{b:?}");
+    let (s, _, _) = c.get(&format!("http://{admin}/readyz")).await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, h, b) = c.get(&format!("http://{admin}/metrics")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = String::from_utf8_lossy(&b);
+    assert!(
+        text.contains("gatehouse_requests_total{route=\"all\",status_class=\"2xx\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("gatehouse_request_duration_seconds_bucket{"), "{text}");
+    assert!(text.contains("gatehouse_open_connections{listener=\"main\"}"), "{text}");
+    assert!(text.contains("gatehouse_in_flight_requests 0"), "{text}");
+
+    let (s, _, b) = c.get(&format!("http://{admin}/config")).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
+    assert_eq!(v["binary"], "gatehouse-test");
+    assert_eq!(v["config"]["limits"]["max_concurrent_streams"], 50);
+
+    let (s, _, b) = c.get(&format!("http://{admin}/routes")).await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&b).expect("json");
+    assert_eq!(v[0]["name"], "all");
+    assert_eq!(v[0]["service"], "app");
+
+    // Draining: /readyz turns 503 so load balancers stop sending.
+    p.shutdown();
+    p.wait().await;
+    assert!(!p.is_ready());
+}
+
+/// Secrets never leave through `/config`.
+#[test]
+fn config_redaction() {
+    let mut v = serde_json::json!({
+        "jwt": { "client_secret": "s3cr3t", "issuer": "idp" },
+        "keys": [{ "api_key": "k", "name": "partner" }],
+        "password": "hunter2"
+    });
+    gatehouse_common::admin::redact(&mut v);
+    let text = v.to_string();
+    assert!(!text.contains("s3cr3t") && !text.contains("hunter2") && !text.contains("\"k\""), "{text}");
+    assert!(text.contains("partner") && text.contains("idp"));
+}
