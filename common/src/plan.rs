@@ -172,10 +172,9 @@ fn build_listeners(s: &ProxySettings, src: &Source) -> Result<Vec<ListenerPlan>,
             ));
         }
         let tls = match &l.tls {
-            Some(t) => Some(
-                tls::server_config(&t.cert, &t.key, t.client_ca.as_deref(), tls::ALPN_H2_H1)
-                    .map_err(|e| src.error_at(&format!("listeners[{i}].tls"), chain(&e)))?,
-            ),
+            Some(t) => Some(tls::listener_config(t, tls::ALPN_H2_H1).map_err(|e| {
+                src.error_at(&tls_key(&format!("listeners[{i}].tls"), &e), chain(&e))
+            })?),
             None => None,
         };
         out.push(ListenerPlan {
@@ -200,35 +199,18 @@ fn build_services(
         }
         let timeouts = svc.timeouts.as_ref().unwrap_or(&s.timeouts);
         let client = match previous.and_then(|p| p.services.get(name)) {
-            Some(old)
-                if old.settings == *svc && old.connect_timeout == timeouts.connect.get() =>
-            {
+            Some(old) if old.settings == *svc && old.connect_timeout == timeouts.connect.get() => {
                 old.client.clone()
             }
             _ => {
                 let tls = match (&svc.tls, svc.protocol) {
                     (Some(_), UpstreamProtocol::Http1 | UpstreamProtocol::H2c) => {
-                        return Err(src.error_at(
-                            &at("tls"),
-                            "`tls` needs `protocol: https`",
-                        ));
+                        return Err(src.error_at(&at("tls"), "`tls` needs `protocol: https`"));
                     }
-                    (Some(t), UpstreamProtocol::Https) => {
-                        let identity = match (&t.cert, &t.key) {
-                            (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
-                            (None, None) => None,
-                            _ => {
-                                return Err(src.error_at(
-                                    &at("tls"),
-                                    "`cert` and `key` go together",
-                                ));
-                            }
-                        };
-                        Some(
-                            tls::client_config(t.ca.as_deref(), identity)
-                                .map_err(|e| src.error_at(&at("tls"), chain(&e)))?,
-                        )
-                    }
+                    (Some(t), UpstreamProtocol::Https) => Some(
+                        tls::upstream_client_config(t)
+                            .map_err(|e| src.error_at(&tls_key(&at("tls"), &e), chain(&e)))?,
+                    ),
                     (None, _) => None,
                 };
                 UpstreamClient::new(svc.protocol, tls, timeouts.connect.get())
@@ -289,6 +271,14 @@ fn build_routes(
     // Stable sort keeps file order among equally specific routes.
     routes.sort_by_key(|r| (std::cmp::Reverse(r.prefix.len()), r.host.is_none()));
     Ok(routes)
+}
+
+/// The key path of a TLS error: the block, or the setting in it that is at fault.
+fn tls_key(block: &str, err: &tls::TlsError) -> String {
+    match err.key() {
+        Some(key) => format!("{block}.{key}"),
+        None => block.to_owned(),
+    }
 }
 
 /// An error and its causes on one line, for config messages.

@@ -241,20 +241,12 @@ async fn serve_tcp(
             serve_http(tcp, conn, shared, limits, drain).await;
         }
         Some(cfg) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
-            let stream =
-                match tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(tcp)).await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::info!(error = %e, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::info!("TLS handshake timed out");
-                        return;
-                    }
-                };
+            // Plaintext detection, handshake deadline and refusal logging (with `reason`).
+            let Some(stream) =
+                crate::tls::accept(cfg, tcp, peer, limits.tls_handshake_timeout).await
+            else {
+                return;
+            };
             let peer_identity = stream
                 .get_ref()
                 .1

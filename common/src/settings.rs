@@ -57,17 +57,53 @@ pub struct ListenerSettings {
     pub tls: Option<ServerTlsSettings>,
 }
 
-/// Server-side TLS: certificate chain and key, PEM files.
+/// Server-side TLS: one or more certificates (chosen by SNI) and optional mTLS, PEM files.
+///
+/// Every file is polled for changes every `reload_interval`; a renewed pair is used for new
+/// handshakes without a restart (see [`crate::tls`]).
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerTlsSettings {
+    /// Certificate chain, leaf first. With `key`; the single-certificate form.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Private key (PKCS#8, SEC1 or PKCS#1) of `cert`.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// More certificates, selected by the SNI name the client asks for (matched against each
+    /// certificate's DNS SANs, `*.` wildcards included). The first certificate (`cert`/`key`
+    /// when set, else `certificates[0]`) is the default when no name matches. Default: none.
+    #[serde(default)]
+    pub certificates: Vec<CertKeySettings>,
+    /// When set, clients must present a certificate chained to these roots and carrying a
+    /// SPIFFE ID of `trust_domain` (mTLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    /// The trust domain client SPIFFE IDs must belong to (with `client_ca`). Default
+    /// `gatehouse.local`.
+    #[serde(default)]
+    pub trust_domain: Option<String>,
+    /// Client SPIFFE IDs admitted (with `client_ca`): exact IDs, or `spiffe://td/path/*` for
+    /// every ID under `path`. Default: any ID of `trust_domain`.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// How often certificate, key and `client_ca` files are checked for changes. Default 1s.
+    #[serde(default = "default_tls_reload_interval")]
+    pub reload_interval: Duration,
+}
+
+/// A certificate chain and its key, PEM files.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CertKeySettings {
     /// Certificate chain, leaf first.
     pub cert: PathBuf,
     /// Private key (PKCS#8, SEC1 or PKCS#1).
     pub key: PathBuf,
-    /// When set, clients must present a certificate chained to these roots (mTLS).
-    #[serde(default)]
-    pub client_ca: Option<PathBuf>,
+}
+
+fn default_tls_reload_interval() -> Duration {
+    Duration::from_secs(1)
 }
 
 /// The admin listener.
@@ -198,6 +234,14 @@ pub struct UpstreamTlsSettings {
     pub cert: Option<PathBuf>,
     #[serde(default)]
     pub key: Option<PathBuf>,
+    /// The SPIFFE ID the service must present (mesh mTLS; needs `ca`). When set, the
+    /// certificate's single URI SAN must equal it and the DNS name is not checked, so endpoints
+    /// may be IP addresses. Default: none (the usual host name check).
+    #[serde(default)]
+    pub expect_spiffe_id: Option<String>,
+    /// How often `ca`, `cert` and `key` are checked for changes. Default 1s.
+    #[serde(default = "default_tls_reload_interval")]
+    pub reload_interval: Duration,
 }
 
 /// A route: which requests go to which service.

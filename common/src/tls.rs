@@ -1,18 +1,44 @@
-//! TLS configuration (rustls with the ring provider): loading PEM files, server configs with
-//! ALPN, client configs with custom roots. TLS 1.2 and 1.3 only.
+//! TLS and mTLS (rustls with the ring provider, TLS 1.2 and 1.3 only): server configs with ALPN
+//! and SNI, SPIFFE identities and their authorization, verifiers for both sides, and certificate
+//! rotation.
+//!
+//! - [`listener_config`] builds a listener's [`ServerConfig`] from its settings: several
+//!   certificates selected by SNI ([`server::CertResolver`]), and with `client_ca` a
+//!   mandatory client certificate checked by [`verify::SpiffeClientVerifier`] (chain, then one
+//!   SPIFFE ID of the trust domain, then the `allow` policy).
+//! - [`mesh_client_config`] / [`upstream_client_config`] build client configs that present an
+//!   identity and require the server's SPIFFE ID ([`verify::SpiffeServerVerifier`]).
+//! - Each refusal has a stable [`Reason`], logged with field `reason` by [`accept`].
+//! - Files are polled ([`reload`]): a renewed pair serves new handshakes, a bad one is logged and
+//!   the old one kept. Certificates are loaded while the plan is built, before anything is bound,
+//!   so a binary never reports ready without them.
 
-use std::path::{Path, PathBuf};
+pub mod client;
+mod files;
+pub mod reason;
+pub mod reload;
+pub mod server;
+pub mod spiffe;
+pub mod verify;
+
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::pki_types::CertificateDer;
+
+pub use client::{client_config, mesh_client_config, upstream_client_config};
+pub use files::{load_certs, load_key, load_roots};
+pub use reason::{Reason, Rejected};
+pub use server::{accept, build_server_config, listener_config};
+pub use spiffe::{Policy, SpiffeId};
 
 /// ALPN for TCP listeners: HTTP/2 preferred, HTTP/1.1 accepted.
 pub const ALPN_H2_H1: &[&[u8]] = &[b"h2", b"http/1.1"];
 
-/// TLS set-up failures, each naming the file at fault.
+/// ALPN for QUIC listeners (HTTP/3). A config built with it is TLS 1.3 only, as QUIC requires.
+pub const ALPN_H3: &[&[u8]] = &[b"h3"];
+
+/// TLS set-up failures, each naming the file or setting at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read certificates from {path}")]
@@ -29,14 +55,47 @@ pub enum TlsError {
         #[source]
         source: rustls::pki_types::pem::Error,
     },
+    #[error("the key in {key} does not belong to the certificate in {cert}")]
+    KeyMismatch {
+        cert: PathBuf,
+        key: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
     #[error("invalid TLS configuration")]
     Rustls(#[from] rustls::Error),
-    #[error("invalid client CA bundle {path}")]
+    #[error("invalid CA bundle {path}")]
     Verifier {
         path: PathBuf,
         #[source]
         source: rustls::server::VerifierBuilderError,
     },
+    #[error("invalid CA bundle {path}")]
+    Roots {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    /// A setting is wrong; `key` is its name under the TLS block (e.g. `allow[1]`).
+    #[error("{message}")]
+    Setting { key: String, message: String },
+}
+
+impl TlsError {
+    fn setting(key: impl Into<String>, message: impl Into<String>) -> Self {
+        TlsError::Setting {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The setting at fault under the TLS block, when one is (for config error paths).
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            TlsError::Setting { key, .. } => Some(key),
+            _ => None,
+        }
+    }
 }
 
 /// The one crypto provider of the workspace. Installing it is idempotent; every entry point that
@@ -46,102 +105,15 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// TLS 1.3 and 1.2, nothing older.
 const VERSIONS: &[&rustls::SupportedProtocolVersion] =
     &[&rustls::version::TLS13, &rustls::version::TLS12];
 
-/// Reads a PEM certificate chain.
-pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|source| TlsError::Certs {
-            path: path.to_owned(),
-            source,
-        })?;
-    if certs.is_empty() {
-        return Err(TlsError::NoCerts {
-            path: path.to_owned(),
-        });
-    }
-    Ok(certs)
-}
+/// TLS 1.3 alone (QUIC).
+const VERSIONS_13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
 
-/// Reads a PEM private key (PKCS#8, SEC1 or PKCS#1).
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Key {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-/// Reads a PEM bundle into a root store.
-pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    for cert in load_certs(path)? {
-        roots.add(cert)?;
-    }
-    Ok(roots)
-}
-
-/// A server config from PEM files; with `client_ca`, clients must present a certificate
-/// chained to it (mTLS).
-pub fn server_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-    alpn: &[&[u8]],
-) -> Result<Arc<ServerConfig>, TlsError> {
-    let chain = load_certs(cert)?;
-    let key = load_key(key)?;
-    let builder = ServerConfig::builder_with_provider(provider()).with_protocol_versions(VERSIONS)?;
-    let builder = match client_ca {
-        Some(ca) => {
-            let roots = Arc::new(load_roots(ca)?);
-            let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider())
-                .build()
-                .map_err(|source| TlsError::Verifier {
-                    path: ca.to_owned(),
-                    source,
-                })?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(chain, key)?;
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Ok(Arc::new(config))
-}
-
-/// A client config trusting `ca` (or the web PKI roots), optionally presenting an identity.
-pub fn client_config(
-    ca: Option<&Path>,
-    identity: Option<(&Path, &Path)>,
-) -> Result<ClientConfig, TlsError> {
-    let roots = match ca {
-        Some(ca) => load_roots(ca)?,
-        None => RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        },
-    };
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(VERSIONS)?
-        .with_root_certificates(roots);
-    Ok(match identity {
-        Some((cert, key)) => builder.with_client_auth_cert(load_certs(cert)?, load_key(key)?)?,
-        None => builder.with_no_client_auth(),
-    })
-}
-
-/// The SPIFFE ID in a certificate: its URI SAN when there is exactly one and it is `spiffe://`.
+/// The SPIFFE ID in a certificate: its URI SAN when there is exactly one and it is a valid
+/// `spiffe://` ID. On an mTLS listener the verifier has already required this.
 pub fn spiffe_id(cert: &CertificateDer<'_>) -> Option<String> {
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
-    let san = parsed.subject_alternative_name().ok()??;
-    let mut uris = san.value.general_names.iter().filter_map(|n| match n {
-        x509_parser::extensions::GeneralName::URI(u) => Some(*u),
-        _ => None,
-    });
-    let first = uris.next()?;
-    if uris.next().is_some() || !first.starts_with("spiffe://") {
-        return None;
-    }
-    Some(first.to_owned())
+    SpiffeId::from_cert(cert).ok().map(|id| id.to_string())
 }
