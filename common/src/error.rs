@@ -58,6 +58,13 @@ pub enum ProxyError {
     #[error("service `{service}` has no endpoints available")]
     NoEndpoints { service: String },
 
+    #[error("service `{service}` is overloaded ({reason}); retry after {retry_after:?}")]
+    Overloaded {
+        service: String,
+        reason: &'static str,
+        retry_after: Duration,
+    },
+
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge { limit: u64 },
 
@@ -86,7 +93,8 @@ impl ProxyError {
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }
-            | ProxyError::NoEndpoints { .. } => ErrorSource::Upstream,
+            | ProxyError::NoEndpoints { .. }
+            | ProxyError::Overloaded { .. } => ErrorSource::Upstream,
         }
     }
 }

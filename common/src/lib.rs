@@ -23,6 +23,7 @@ pub mod stack;
 pub mod telemetry;
 pub mod tls;
 pub mod trace_context;
+pub mod upstream;
 
 /// The error type carried by streaming bodies and services across the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;

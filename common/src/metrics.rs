@@ -44,6 +44,119 @@ pub struct Metrics {
     pub open_connections: Family<ListenerLabels, Gauge>,
     pub in_flight: Gauge,
     pub config_reloads: Family<ReloadLabels, Counter>,
+    pub upstream: UpstreamMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub service: Arc<str>,
+    pub endpoint: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OverloadLabels {
+    pub service: Arc<str>,
+    pub reason: &'static str,
+}
+
+/// Metrics of the resilient upstream client, per service and endpoint.
+#[derive(Debug, Default, Clone)]
+pub struct UpstreamMetrics {
+    pub requests: Family<EndpointLabels, Counter>,
+    pub retries: Family<ServiceLabels, Counter>,
+    pub budget_exhausted: Family<ServiceLabels, Counter>,
+    pub ejections: Family<EndpointLabels, Counter>,
+    pub overloaded: Family<OverloadLabels, Counter>,
+    pub ewma: Family<EndpointLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// 0 closed, 1 open, 2 half-open.
+    pub breaker_state: Family<ServiceLabels, Gauge>,
+}
+
+impl UpstreamMetrics {
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "upstream_requests",
+            "Attempts sent to upstream endpoints (retries included)",
+            self.requests.clone(),
+        );
+        r.register(
+            "upstream_retries",
+            "Retries sent, by service",
+            self.retries.clone(),
+        );
+        r.register(
+            "upstream_retry_budget_exhausted",
+            "Retries refused because the retry budget was spent",
+            self.budget_exhausted.clone(),
+        );
+        r.register(
+            "upstream_ejections",
+            "Endpoints ejected by outlier detection",
+            self.ejections.clone(),
+        );
+        r.register(
+            "upstream_overloaded",
+            "Requests refused at once by a circuit breaker, by reason",
+            self.overloaded.clone(),
+        );
+        r.register(
+            "upstream_ewma_seconds",
+            "Peak-EWMA latency estimate of each endpoint",
+            self.ewma.clone(),
+        );
+        r.register(
+            "upstream_breaker_state",
+            "Failure breaker state: 0 closed, 1 open, 2 half-open",
+            self.breaker_state.clone(),
+        );
+    }
+
+    pub fn request(&self, service: &Arc<str>, endpoint: &Arc<str>) {
+        self.requests.get_or_create(&ep(service, endpoint)).inc();
+    }
+
+    pub fn retry(&self, service: &Arc<str>) {
+        self.retries.get_or_create(&svc(service)).inc();
+    }
+
+    pub fn retry_budget_exhausted(&self, service: &Arc<str>) {
+        self.budget_exhausted.get_or_create(&svc(service)).inc();
+    }
+
+    pub fn ejection(&self, service: &Arc<str>, endpoint: &Arc<str>) {
+        self.ejections.get_or_create(&ep(service, endpoint)).inc();
+    }
+
+    pub fn overloaded(&self, service: &Arc<str>, reason: &'static str) {
+        let labels = OverloadLabels {
+            service: service.clone(),
+            reason,
+        };
+        self.overloaded.get_or_create(&labels).inc();
+    }
+
+    pub fn ewma(&self, service: &Arc<str>, endpoint: &Arc<str>, value: std::time::Duration) {
+        self.ewma
+            .get_or_create(&ep(service, endpoint))
+            .set(value.as_secs_f64());
+    }
+
+    pub fn breaker_state(&self, service: &Arc<str>, state: i64) {
+        self.breaker_state.get_or_create(&svc(service)).set(state);
+    }
+}
+
+fn svc(service: &Arc<str>) -> ServiceLabels {
+    ServiceLabels {
+        service: service.clone(),
+    }
+}
+
+fn ep(service: &Arc<str>, endpoint: &Arc<str>) -> EndpointLabels {
+    EndpointLabels {
+        service: service.clone(),
+        endpoint: endpoint.clone(),
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -105,7 +218,10 @@ impl Metrics {
             "Config reload attempts, by result",
             config_reloads.clone(),
         );
+        let upstream = UpstreamMetrics::default();
+        upstream.register(&mut registry);
         Metrics {
+            upstream,
             registry,
             requests,
             request_duration,
@@ -126,6 +242,13 @@ impl Metrics {
         self.request_duration
             .get_or_create(&labels)
             .observe(seconds);
+    }
+
+    /// Counts a failed connection to an endpoint of `service`.
+    pub fn upstream_connect_error(&self, service: &Arc<str>) {
+        self.upstream_connect_errors
+            .get_or_create(&svc(service))
+            .inc();
     }
 
     /// The registry in Prometheus text format 0.0.4.

@@ -49,6 +49,11 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "no-endpoints",
             "No upstream endpoint available",
         ),
+        ProxyError::Overloaded { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "Service overloaded",
+        ),
         ProxyError::BodyTooLarge { .. } => (
             StatusCode::PAYLOAD_TOO_LARGE,
             "body-too-large",
@@ -77,11 +82,24 @@ pub fn error_response(
 ) -> Response<ProxyBody> {
     let (status, slug, title) = classify(err);
     let detail = err.to_string();
-    if grpc {
-        return grpc_response(grpc_code(status), &detail, request_id);
+    let mut res = if grpc {
+        grpc_response(grpc_code(status), &detail, request_id)
+    } else {
+        problem_response(status, slug, title, detail, request_id, path)
+    };
+    if let ProxyError::Overloaded { retry_after, .. } = err {
+        // Tell the client (and every tier on the way back) that this was load shedding, and when
+        // to come back; the headers are not stripped by any Gatehouse tier on responses.
+        let secs = retry_after.as_secs().max(1);
+        let h = res.headers_mut();
+        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        h.insert(X_OVERLOADED, HeaderValue::from_static("true"));
     }
-    problem_response(status, slug, title, detail, request_id, path)
+    res
 }
+
+/// Set on responses refused by a circuit breaker.
+pub const X_OVERLOADED: &str = "x-gatehouse-overloaded";
 
 /// A problem+json response; public so other layers (auth, limits) answer in the same shape.
 pub fn problem_response(
@@ -113,14 +131,14 @@ pub fn problem_response(
 /// gRPC status codes used for gateway errors (grpc/doc/statuscodes.md, http-grpc-status-mapping).
 pub fn grpc_code(status: StatusCode) -> u8 {
     match status.as_u16() {
-        400 => 3,                   // INVALID_ARGUMENT
-        401 => 16,                  // UNAUTHENTICATED
-        403 => 7,                   // PERMISSION_DENIED
-        404 => 12,                  // UNIMPLEMENTED: no such method here
-        413 | 429 | 431 => 8,       // RESOURCE_EXHAUSTED
-        502 | 503 => 14,            // UNAVAILABLE
-        504 => 4,                   // DEADLINE_EXCEEDED
-        _ => 13,                    // INTERNAL
+        400 => 3,             // INVALID_ARGUMENT
+        401 => 16,            // UNAUTHENTICATED
+        403 => 7,             // PERMISSION_DENIED
+        404 => 12,            // UNIMPLEMENTED: no such method here
+        413 | 429 | 431 => 8, // RESOURCE_EXHAUSTED
+        502 | 503 => 14,      // UNAVAILABLE
+        504 => 4,             // DEADLINE_EXCEEDED
+        _ => 13,              // INTERNAL
     }
 }
 

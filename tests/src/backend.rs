@@ -15,7 +15,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 /// What a backend saw of one request.
 #[derive(Debug, Clone)]
@@ -32,9 +32,8 @@ pub struct Seen {
     pub trailers: Option<HeaderMap>,
 }
 
-type Handler = Arc<
-    dyn Fn(Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync,
->;
+type Handler =
+    Arc<dyn Fn(Seen) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>> + Send + Sync>;
 
 /// Which protocols a backend accepts.
 #[derive(Debug, Clone, Copy)]
@@ -99,7 +98,9 @@ impl Backend {
 
     /// Binds 127.0.0.1:0 and serves until the handle is dropped.
     pub async fn run(self) -> BackendHandle {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
         let addr = listener.local_addr().expect("backend addr");
         self.serve(listener, addr)
     }
@@ -112,18 +113,20 @@ impl Backend {
 
     fn serve(self, listener: TcpListener, addr: SocketAddr) -> BackendHandle {
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stop_tx, mut stop_rx) = oneshot::channel::<()>();
+        let stop = CancellationToken::new();
+        let stop_conns = stop.clone();
         let routes = Arc::new(self.routes);
         let proto = self.proto;
         let log = seen.clone();
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
-                    _ = &mut stop_rx => break,
+                    _ = stop_conns.cancelled() => break,
                     r = listener.accept() => match r { Ok(a) => a, Err(_) => continue },
                 };
                 let routes = routes.clone();
                 let log = log.clone();
+                let stop = stop_conns.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         let routes = routes.clone();
@@ -153,14 +156,18 @@ impl Backend {
                         Proto::Http1 => b.http1_only(),
                         Proto::H2c => b.http2_only(),
                     };
-                    let _ = b.serve_connection(io, svc).await;
+                    // Killing the backend drops its connections too, as a crashed process would.
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = b.serve_connection(io, svc) => {}
+                    }
                 });
             }
         });
         BackendHandle {
             addr,
             seen,
-            _stop: stop_tx,
+            stop: stop.drop_guard(),
         }
     }
 }
@@ -209,14 +216,19 @@ async fn record(req: Request<Incoming>) -> Seen {
     }
 }
 
-/// A running backend; stops when dropped.
+/// A running backend; stops (listener and every connection) when dropped or killed.
 pub struct BackendHandle {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
-    _stop: oneshot::Sender<()>,
+    stop: tokio_util::sync::DropGuard,
 }
 
 impl BackendHandle {
+    /// Stops the listener and closes every open connection at once.
+    pub fn kill(self) {
+        drop(self.stop);
+    }
+
     /// Requests seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().map(|l| l.clone()).unwrap_or_default()
