@@ -58,7 +58,10 @@ fn build_plan(path: &Path) -> Result<Plan, config::ConfigError> {
 }
 
 fn validate(binary: &str, path: &Path) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{binary}: cannot start: {e}");
@@ -94,7 +97,10 @@ fn serve(binary: &'static str, path: PathBuf, format: LogFormat) -> ExitCode {
         }
     };
     telemetry::init(format, &loaded.value.telemetry.log_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{binary}: cannot start the runtime: {e}");

@@ -143,7 +143,10 @@ mod tests {
         assert!(h.get(header::CONNECTION).is_none());
         assert!(h.get("keep-alive").is_none());
         assert_eq!(h.get("x-bar").map(|v| v.as_bytes()), Some(&b"2"[..]));
-        assert_eq!(h.get(header::TE).map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+        assert_eq!(
+            h.get(header::TE).map(|v| v.as_bytes()),
+            Some(&b"trailers"[..])
+        );
         strip_hop_by_hop(&mut h, false);
         assert!(h.get(header::TE).is_none());
     }

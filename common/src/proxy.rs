@@ -92,7 +92,9 @@ pub async fn handle(
             ctx.failed = Some(err.source_side());
             let _enter = span.enter();
             match err.source_side() {
-                ErrorSource::Client => tracing::debug!(error = %crate::plan::chain(&err), "request refused"),
+                ErrorSource::Client => {
+                    tracing::debug!(error = %crate::plan::chain(&err), "request refused")
+                }
                 _ => tracing::warn!(error = %crate::plan::chain(&err), "request failed"),
             }
             respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc)
@@ -146,8 +148,10 @@ async fn proxy(
     })?;
     ctx.upstream = Some(endpoint);
 
-    let upstream_req = upstream_request(ctx, service, endpoint, req, limits.max_body_bytes, bytes_in)?;
-    let sent = tokio::time::timeout(service.request_timeout, service.client.send(upstream_req)).await;
+    let upstream_req =
+        upstream_request(ctx, service, endpoint, req, limits.max_body_bytes, bytes_in)?;
+    let sent =
+        tokio::time::timeout(service.request_timeout, service.client.send(upstream_req)).await;
     let mut res = match sent {
         Err(_elapsed) => {
             return Err(ProxyError::UpstreamTimeout {
@@ -162,7 +166,8 @@ async fn proxy(
     let h = res.headers_mut();
     headers::strip_hop_by_hop(h, false);
     headers::append_via(h, via);
-    res.headers_mut().insert(X_REQUEST_ID, ctx.request_id.clone());
+    res.headers_mut()
+        .insert(X_REQUEST_ID, ctx.request_id.clone());
     Ok(res.map(|b| b.map_err(Into::into).boxed_unsync()))
 }
 
@@ -265,7 +270,10 @@ fn strip_port(authority: &str) -> &str {
             .map(|i| &authority[..=i])
             .unwrap_or(authority);
     }
-    authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
+    authority
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(authority)
 }
 
 /// Runs when the response body ends: metrics, counters and the access-log line.
@@ -282,10 +290,7 @@ impl OnEnd for Finish {
     fn on_end(self, bytes_out: u64, complete: bool) {
         let ctx = &self.ctx;
         let elapsed = ctx.start.elapsed();
-        let route = ctx
-            .route
-            .clone()
-            .unwrap_or_else(|| Arc::from(NO_ROUTE));
+        let route = ctx.route.clone().unwrap_or_else(|| Arc::from(NO_ROUTE));
         self.metrics
             .observe_request(&route, self.status, elapsed.as_secs_f64());
         self.metrics.in_flight.dec();

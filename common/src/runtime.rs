@@ -175,7 +175,10 @@ impl Inner {
         // The listeners' stop tokens are children of `shutdown`: accepting has stopped and every
         // connection has been asked to finish its in-flight requests and close.
         self.tracker.close();
-        if tokio::time::timeout(deadline, self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 binary = self.binary,
                 remaining = self.tracker.len(),
@@ -197,7 +200,9 @@ impl Running {
     /// Every listener's name and bound address.
     pub async fn addrs(&self) -> Vec<(String, SocketAddr)> {
         let ls = self.inner.listeners.lock().await;
-        ls.iter().map(|h| (h.name.to_string(), h.local_addr)).collect()
+        ls.iter()
+            .map(|h| (h.name.to_string(), h.local_addr))
+            .collect()
     }
 
     /// The shared state (plan and metrics), for tests and embedding.
@@ -227,7 +232,12 @@ impl Running {
         let label = ReloadLabels {
             result: if result.is_ok() { "success" } else { "failure" },
         };
-        self.inner.shared.metrics.config_reloads.get_or_create(&label).inc();
+        self.inner
+            .shared
+            .metrics
+            .config_reloads
+            .get_or_create(&label)
+            .inc();
         match result {
             Ok(()) => tracing::info!(binary = self.inner.binary, "config reloaded"),
             Err(e) => tracing::error!(

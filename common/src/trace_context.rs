@@ -126,7 +126,8 @@ pub fn parse_traceparent(v: &str) -> Option<([u8; 16], [u8; 8], u8)> {
 }
 
 fn is_lower_hex(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -147,9 +148,7 @@ fn decode_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 pub fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(v) = headers.get(X_REQUEST_ID) {
         let b = v.as_bytes();
-        if !b.is_empty()
-            && b.len() <= MAX_REQUEST_ID_LEN
-            && b.iter().all(|c| c.is_ascii_graphic())
+        if !b.is_empty() && b.len() <= MAX_REQUEST_ID_LEN && b.iter().all(|c| c.is_ascii_graphic())
         {
             return v.clone();
         }

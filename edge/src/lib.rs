@@ -13,11 +13,17 @@ use gatehouse_common::settings::ProxySettings;
 pub const BINARY: &str = "gatehouse-edge";
 
 /// Starts serving `config`; returns once every listener is bound.
-pub async fn run(config: Loaded<ProxySettings>, path: Option<PathBuf>) -> Result<Running, StartError> {
+pub async fn run(
+    config: Loaded<ProxySettings>,
+    path: Option<PathBuf>,
+) -> Result<Running, StartError> {
     gatehouse_common::runtime::run(BINARY, config, path).await
 }
 
 /// The process entry point: command line, config, signals, exit code.
 pub fn main() -> std::process::ExitCode {
-    gatehouse_common::cli::main(BINARY, "Gatehouse edge gateway: public TLS, HTTP/1.1, HTTP/2 (HTTP/3 to come), authentication and limits in front of the internal gateway.")
+    gatehouse_common::cli::main(
+        BINARY,
+        "Gatehouse edge gateway: public TLS, HTTP/1.1, HTTP/2 (HTTP/3 to come), authentication and limits in front of the internal gateway.",
+    )
 }

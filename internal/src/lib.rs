@@ -13,11 +13,17 @@ use gatehouse_common::settings::ProxySettings;
 pub const BINARY: &str = "gatehouse-internal";
 
 /// Starts serving `config`; returns once every listener is bound.
-pub async fn run(config: Loaded<ProxySettings>, path: Option<PathBuf>) -> Result<Running, StartError> {
+pub async fn run(
+    config: Loaded<ProxySettings>,
+    path: Option<PathBuf>,
+) -> Result<Running, StartError> {
     gatehouse_common::runtime::run(BINARY, config, path).await
 }
 
 /// The process entry point: command line, config, signals, exit code.
 pub fn main() -> std::process::ExitCode {
-    gatehouse_common::cli::main(BINARY, "Gatehouse internal gateway: routing, discovery, balancing and orchestration inside the cluster.")
+    gatehouse_common::cli::main(
+        BINARY,
+        "Gatehouse internal gateway: routing, discovery, balancing and orchestration inside the cluster.",
+    )
 }

@@ -53,7 +53,12 @@ async fn sighup_reloads_and_sigterm_drains() {
     };
     std::fs::write(&path, config("a")).expect("write");
     let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse-internal"))
-        .args(["--config", path.to_str().expect("utf-8 path"), "--log-format", "json"])
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--log-format",
+            "json",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -83,7 +88,10 @@ async fn sighup_reloads_and_sigterm_drains() {
     // SIGHUP with a broken file: refused with file:line:col, b keeps serving.
     std::fs::write(&path, config("c")).expect("write");
     signal(&child, "-HUP");
-    let refused = wait_for_log(&lines, "config reload refused; the previous config keeps serving");
+    let refused = wait_for_log(
+        &lines,
+        "config reload refused; the previous config keeps serving",
+    );
     let error = refused["error"].as_str().unwrap_or_default();
     assert!(error.contains("internal.yaml:8:5"), "{error}");
     assert!(error.contains("unknown service `c`"), "{error}");

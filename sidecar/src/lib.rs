@@ -13,11 +13,17 @@ use gatehouse_common::settings::ProxySettings;
 pub const BINARY: &str = "gatehouse-sidecar";
 
 /// Starts serving `config`; returns once every listener is bound.
-pub async fn run(config: Loaded<ProxySettings>, path: Option<PathBuf>) -> Result<Running, StartError> {
+pub async fn run(
+    config: Loaded<ProxySettings>,
+    path: Option<PathBuf>,
+) -> Result<Running, StartError> {
     gatehouse_common::runtime::run(BINARY, config, path).await
 }
 
 /// The process entry point: command line, config, signals, exit code.
 pub fn main() -> std::process::ExitCode {
-    gatehouse_common::cli::main(BINARY, "Gatehouse sidecar: the east-west mTLS proxy beside each service.")
+    gatehouse_common::cli::main(
+        BINARY,
+        "Gatehouse sidecar: the east-west mTLS proxy beside each service.",
+    )
 }

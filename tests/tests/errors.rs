@@ -10,13 +10,18 @@ use serde_json::Value;
 
 /// A port that refuses connections: bound, then closed.
 async fn closed_port() -> std::net::SocketAddr {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = l.local_addr().expect("addr");
     drop(l);
     addr
 }
 
-async fn proxy_with_failures() -> (gatehouse_common::runtime::Running, gatehouse_tests::BackendHandle) {
+async fn proxy_with_failures() -> (
+    gatehouse_common::runtime::Running,
+    gatehouse_tests::BackendHandle,
+) {
     let slow = Backend::new()
         .handle("/", |_| async {
             tokio::time::sleep(Duration::from_secs(5)).await;
@@ -60,10 +65,18 @@ fn problem(status: StatusCode, headers: &http::HeaderMap, body: &[u8], want: Sta
     assert_eq!(headers["content-type"], "application/problem+json");
     let v: Value = serde_json::from_slice(body).expect("problem body is JSON");
     assert_eq!(v["status"], want.as_u16());
-    assert!(v["type"].as_str().unwrap_or("").starts_with("urn:gatehouse:problem:"));
+    assert!(
+        v["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("urn:gatehouse:problem:")
+    );
     assert!(v["title"].is_string() && v["detail"].is_string());
     let rid = headers["x-request-id"].to_str().expect("ascii");
-    assert_eq!(v["request_id"], rid, "problem carries the response's request id");
+    assert_eq!(
+        v["request_id"], rid,
+        "problem carries the response's request id"
+    );
     v
 }
 
@@ -91,7 +104,10 @@ async fn error_statuses_have_problem_bodies() {
         let started = std::time::Instant::now();
         let (s, h, b) = client.get(&format!("http://{addr}/slow")).await;
         problem(s, &h, &b, StatusCode::GATEWAY_TIMEOUT);
-        assert!(started.elapsed() < Duration::from_secs(3), "timeout not applied");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "timeout not applied"
+        );
 
         // 413: declared length over the limit, refused before contacting anything.
         let req = Request::post(format!("http://{addr}/dead"))
@@ -142,7 +158,11 @@ services:
             Err(e) => panic!("client {} got no answer: {e:?}", client.h2),
         }
     }
-    assert!(sink.seen().iter().all(|s| s.body_len <= 64 * 1024 + 8 * 1024));
+    assert!(
+        sink.seen()
+            .iter()
+            .all(|s| s.body_len <= 64 * 1024 + 8 * 1024)
+    );
 }
 
 /// gRPC requests get a trailers-only gRPC status instead of a problem body.
@@ -150,7 +170,11 @@ services:
 async fn grpc_errors_are_grpc_statuses() {
     let (proxy, _slow) = proxy_with_failures().await;
     let addr = proxy.addr("main").await.expect("listener");
-    for (path, code) in [("/dead/pkg.Svc/Call", "14"), ("/pkg.Nope/Call", "12"), ("/slow/pkg.Svc/Call", "4")] {
+    for (path, code) in [
+        ("/dead/pkg.Svc/Call", "14"),
+        ("/pkg.Nope/Call", "12"),
+        ("/slow/pkg.Svc/Call", "4"),
+    ] {
         let req = Request::post(format!("http://{addr}{path}"))
             .header("content-type", "application/grpc")
             .header("te", "trailers")

@@ -6,7 +6,12 @@ use gatehouse_tests::{Backend, Client, start};
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-async fn proxy(limits: &str) -> (gatehouse_common::runtime::Running, gatehouse_tests::BackendHandle) {
+async fn proxy(
+    limits: &str,
+) -> (
+    gatehouse_common::runtime::Running,
+    gatehouse_tests::BackendHandle,
+) {
     let be = Backend::new().route("/", "hello").run().await;
     let yaml = format!(
         "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nlimits: {{ {limits} }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{}\"] }}\n",
@@ -16,7 +21,10 @@ async fn proxy(limits: &str) -> (gatehouse_common::runtime::Running, gatehouse_t
 }
 
 /// Reads until EOF or `limit`; returns what was read and when the connection closed.
-async fn read_until_closed(s: &mut tokio::net::TcpStream, limit: Duration) -> (Vec<u8>, Option<Instant>) {
+async fn read_until_closed(
+    s: &mut tokio::net::TcpStream,
+    limit: Duration,
+) -> (Vec<u8>, Option<Instant>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 1024];
     let deadline = Instant::now() + limit;
@@ -37,7 +45,8 @@ async fn slowloris_is_cut_off_at_header_timeout() {
     let addr = p.addr("main").await.expect("listener");
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let started = Instant::now();
-    let request = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let request =
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
     let mut closed_at = None;
     for byte in request {
         if s.write_all(&[*byte]).await.is_err() {
@@ -51,7 +60,10 @@ async fn slowloris_is_cut_off_at_header_timeout() {
     }
     let closed_at = match closed_at {
         Some(t) => t,
-        None => read_until_closed(&mut s, Duration::from_secs(3)).await.1.expect("connection closed"),
+        None => read_until_closed(&mut s, Duration::from_secs(3))
+            .await
+            .1
+            .expect("connection closed"),
     };
     let after = closed_at.duration_since(started);
     assert!(after < Duration::from_secs(2), "cut off after {after:?}");
@@ -65,14 +77,25 @@ async fn idle_connections_are_closed() {
     let (p, _be) = proxy("idle_timeout: 400ms, header_read_timeout: 10s").await;
     let addr = p.addr("main").await.expect("listener");
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = [0u8; 1024];
     let n = s.read(&mut buf).await.expect("read");
-    assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&buf[..n])
+    );
     let idle_from = Instant::now();
     let (_, closed) = read_until_closed(&mut s, Duration::from_secs(3)).await;
-    let idle = closed.expect("idle connection closed").duration_since(idle_from);
-    assert!(idle >= Duration::from_millis(300) && idle < Duration::from_secs(2), "closed after {idle:?}");
+    let idle = closed
+        .expect("idle connection closed")
+        .duration_since(idle_from);
+    assert!(
+        idle >= Duration::from_millis(300) && idle < Duration::from_secs(2),
+        "closed after {idle:?}"
+    );
 }
 
 #[tokio::test]
@@ -91,14 +114,23 @@ async fn admin_endpoints() {
 
     let (s, h, b) = c.get(&format!("http://{admin}/metrics")).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(h["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    assert_eq!(
+        h["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
     let text = String::from_utf8_lossy(&b);
     assert!(
         text.contains("gatehouse_requests_total{route=\"all\",status_class=\"2xx\"} 2"),
         "{text}"
     );
-    assert!(text.contains("gatehouse_request_duration_seconds_bucket{"), "{text}");
-    assert!(text.contains("gatehouse_open_connections{listener=\"main\"}"), "{text}");
+    assert!(
+        text.contains("gatehouse_request_duration_seconds_bucket{"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gatehouse_open_connections{listener=\"main\"}"),
+        "{text}"
+    );
     assert!(text.contains("gatehouse_in_flight_requests 0"), "{text}");
 
     let (s, _, b) = c.get(&format!("http://{admin}/config")).await;
@@ -129,6 +161,9 @@ fn config_redaction() {
     });
     gatehouse_common::admin::redact(&mut v);
     let text = v.to_string();
-    assert!(!text.contains("s3cr3t") && !text.contains("hunter2") && !text.contains("\"k\""), "{text}");
+    assert!(
+        !text.contains("s3cr3t") && !text.contains("hunter2") && !text.contains("\"k\""),
+        "{text}"
+    );
     assert!(text.contains("partner") && text.contains("idp"));
 }

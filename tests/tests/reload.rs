@@ -46,7 +46,10 @@ async fn reload_under_load_then_drain() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("gateway.yaml");
-    let first = yaml("  - name: api\n    match: { path_prefix: /api }\n    service: v1", &services);
+    let first = yaml(
+        "  - name: api\n    match: { path_prefix: /api }\n    service: v1",
+        &services,
+    );
     std::fs::write(&path, &first).expect("write config");
     let loaded = config::load::<ProxySettings>(&path).expect("config");
     let running = gatehouse_common::runtime::run("gatehouse-test", loaded, Some(path.clone()))
@@ -88,18 +91,31 @@ async fn reload_under_load_then_drain() {
     );
     std::fs::write(&path, &second).expect("write config");
     assert!(
-        eventually(Duration::from_secs(10), async || saw_v2.load(Ordering::Relaxed)).await,
+        eventually(Duration::from_secs(10), async || saw_v2
+            .load(Ordering::Relaxed))
+        .await,
         "the new route table never took effect"
     );
 
     // 2. A broken file: refused, the running table keeps serving.
     std::fs::write(&path, second.replace("service: v2", "service: v3")).expect("write config");
     let refused = eventually(Duration::from_secs(10), async || {
-        running.shared().metrics.render().contains("gatehouse_config_reloads_total{result=\"failure\"} 1")
+        running
+            .shared()
+            .metrics
+            .render()
+            .contains("gatehouse_config_reloads_total{result=\"failure\"} 1")
     })
     .await;
-    assert!(refused, "the broken file was not noticed:\n{}", running.shared().metrics.render());
-    let err = running.reload().await.expect_err("a broken file must be refused");
+    assert!(
+        refused,
+        "the broken file was not noticed:\n{}",
+        running.shared().metrics.render()
+    );
+    let err = running
+        .reload()
+        .await
+        .expect_err("a broken file must be refused");
     let msg = err.to_string();
     assert!(msg.contains("unknown service `v3`"), "{msg}");
     assert!(msg.contains("did you mean `v"), "{msg}");
@@ -109,9 +125,8 @@ async fn reload_under_load_then_drain() {
 
     // 3. SIGTERM-equivalent with a slow request in flight: it completes, new connections are
     //    refused, and the runtime stops.
-    let slow = tokio::spawn(async move {
-        Client::http1().get(&format!("http://{addr}/slow")).await
-    });
+    let slow =
+        tokio::spawn(async move { Client::http1().get(&format!("http://{addr}/slow")).await });
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, Ordering::Relaxed);
     load.await.expect("load loop");

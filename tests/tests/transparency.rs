@@ -156,7 +156,10 @@ async fn run_table(client: Client, protocol: &str) {
         }
         let req = req.body((case.body)()).expect("request");
         let (status, headers, body) = collect(client.send(req).await).await;
-        let ctx = format!("[{} / client h2={} / upstream {protocol}]", case.name, client.h2);
+        let ctx = format!(
+            "[{} / client h2={} / upstream {protocol}]",
+            case.name, client.h2
+        );
         assert_eq!(status, StatusCode::OK, "{ctx}");
         assert_eq!(
             body,
@@ -164,8 +167,15 @@ async fn run_table(client: Client, protocol: &str) {
             "{ctx}"
         );
         // What came back: the backend's header, without its hop-by-hop ones; our Via and id.
-        assert_eq!(headers.get("x-backend").map(|v| v.as_bytes()), Some(&b"yes"[..]), "{ctx}");
-        assert!(headers.get("x-internal").is_none(), "{ctx}: Connection-named response header leaked");
+        assert_eq!(
+            headers.get("x-backend").map(|v| v.as_bytes()),
+            Some(&b"yes"[..]),
+            "{ctx}"
+        );
+        assert!(
+            headers.get("x-internal").is_none(),
+            "{ctx}: Connection-named response header leaked"
+        );
         assert!(headers.get("keep-alive").is_none(), "{ctx}");
         assert!(headers.get("via").is_some(), "{ctx}");
         assert!(headers.get("x-request-id").is_some(), "{ctx}");
@@ -182,8 +192,16 @@ async fn run_table(client: Client, protocol: &str) {
         for k in &case.backend_lacks {
             assert!(!h.contains_key(*k), "{ctx}: backend saw {k}");
         }
-        assert_eq!(h.get("x-forwarded-for"), Some(&vec!["127.0.0.1".to_string()]), "{ctx}");
-        assert_eq!(h.get("x-forwarded-proto"), Some(&vec!["http".to_string()]), "{ctx}");
+        assert_eq!(
+            h.get("x-forwarded-for"),
+            Some(&vec!["127.0.0.1".to_string()]),
+            "{ctx}"
+        );
+        assert_eq!(
+            h.get("x-forwarded-proto"),
+            Some(&vec!["http".to_string()]),
+            "{ctx}"
+        );
         assert_eq!(
             h.get("x-forwarded-host"),
             Some(&vec![addr.to_string()]),
@@ -193,15 +211,23 @@ async fn run_table(client: Client, protocol: &str) {
         assert!(via.ends_with("gatehouse"), "{ctx}: via {via}");
         let rid = &h["x-request-id"][0];
         assert_eq!(
-            headers.get("x-request-id").map(|v| v.to_str().unwrap_or_default()),
+            headers
+                .get("x-request-id")
+                .map(|v| v.to_str().unwrap_or_default()),
             Some(rid.as_str()),
             "{ctx}: response carries the request id the backend saw"
         );
         let tp = &h["traceparent"][0];
         assert_eq!(tp.len(), 55, "{ctx}: traceparent {tp}");
         if case.name.starts_with("client request id") {
-            assert!(tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{ctx}");
-            assert!(!tp.contains("00f067aa0ba902b7"), "{ctx}: parent id must be replaced");
+            assert!(
+                tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+                "{ctx}"
+            );
+            assert!(
+                !tp.contains("00f067aa0ba902b7"),
+                "{ctx}: parent id must be replaced"
+            );
         }
     }
 }
@@ -248,7 +274,10 @@ async fn trailers_pass_through_h2() {
     assert_eq!(collected.to_bytes(), Bytes::from_static(b"part1part2"));
     let seen = be.last();
     assert_eq!(seen.body_len, 2);
-    assert_eq!(seen.headers.get("te").map(|v| v.as_bytes()), Some(&b"trailers"[..]));
+    assert_eq!(
+        seen.headers.get("te").map(|v| v.as_bytes()),
+        Some(&b"trailers"[..])
+    );
     let t = seen.trailers.expect("backend saw request trailers");
     assert_eq!(t["x-req-trailer"], "t1");
 }
@@ -277,7 +306,9 @@ async fn streams_100_mib_without_buffering() {
     }
     let after = gatehouse_tests::rss_bytes();
     let growth_mib = after.saturating_sub(before) as f64 / (1024.0 * 1024.0);
-    println!("RSS before {before} after {after}: grew {growth_mib:.1} MiB for 2 x 100 MiB streamed");
+    println!(
+        "RSS before {before} after {after}: grew {growth_mib:.1} MiB for 2 x 100 MiB streamed"
+    );
     assert!(
         growth_mib < 16.0,
         "process grew {growth_mib:.1} MiB while streaming 100 MiB: the body is being buffered"
