@@ -112,6 +112,15 @@ fn answer(
                 .collect();
             json_response(&Value::Array(routes))
         }
+        "/upstreams" => {
+            let plan = shared.plan.load();
+            let table: serde_json::Map<String, Value> = plan
+                .services
+                .iter()
+                .map(|(name, up)| (name.clone(), up.admin_json()))
+                .collect();
+            json_response(&Value::Object(table))
+        }
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }

@@ -5,9 +5,7 @@
 //! the plan it started with until it ends.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rustls::ServerConfig;
@@ -16,6 +14,11 @@ use crate::client::UpstreamClient;
 use crate::config::{ConfigError, Source, did_you_mean};
 use crate::settings::{ListenerSettings, ProxySettings, ServiceSettings, UpstreamProtocol};
 use crate::tls;
+use crate::upstream::balance::BalancerSettings;
+use crate::upstream::call::CallOptions;
+use crate::upstream::discovery::{self, DiscoverySettings, DnsResolver};
+use crate::upstream::retry::RetrySettings;
+use crate::upstream::service::Upstream;
 
 /// Limits applied by the server and the proxy core (see [`crate::settings::LimitSettings`]).
 #[derive(Debug, Clone, Copy)]
@@ -36,28 +39,8 @@ pub struct ListenerPlan {
     pub tls: Option<Arc<ServerConfig>>,
 }
 
-/// An upstream service: endpoints, balancing state, its client and timeouts.
-#[derive(Debug)]
-pub struct Service {
-    pub name: Arc<str>,
-    pub settings: ServiceSettings,
-    pub endpoints: Vec<SocketAddr>,
-    next: AtomicUsize,
-    pub client: UpstreamClient,
-    pub connect_timeout: Duration,
-    pub request_timeout: Duration,
-}
-
-impl Service {
-    /// Next endpoint, round robin (issue #4 replaces this with the resilient balancer).
-    pub fn pick(&self) -> Option<SocketAddr> {
-        if self.endpoints.is_empty() {
-            return None;
-        }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.endpoints.len();
-        Some(self.endpoints[i])
-    }
-}
+/// The run-time form of a service (see [`crate::upstream::service::Upstream`]).
+pub type Service = Upstream;
 
 /// A compiled route.
 #[derive(Debug)]
@@ -67,6 +50,19 @@ pub struct Route {
     prefix: String,
     host: Option<String>,
     pub service: Arc<Service>,
+    /// Route overrides of the service's retry policy and overall timeout.
+    pub retry: Option<RetrySettings>,
+    pub timeout: Option<Duration>,
+}
+
+impl Route {
+    /// The per-route overrides for [`Upstream::call`].
+    pub fn call_options(&self) -> CallOptions<'_> {
+        CallOptions {
+            retry: self.retry.as_ref(),
+            timeout: self.timeout,
+        }
+    }
 }
 
 impl Route {
@@ -194,42 +190,136 @@ fn build_services(
     let mut out = HashMap::with_capacity(s.services.len());
     for (name, svc) in &s.services {
         let at = |key: &str| format!("services.{name}.{key}");
-        if svc.endpoints.is_empty() {
-            return Err(src.error_at(&at("endpoints"), "at least one endpoint is required"));
+        let discovery = discovery_settings(svc, src, &at)?;
+        discovery::validate(&discovery, &format!("services.{name}"), src)?;
+        let balancer =
+            BalancerSettings::from_parts(svc.balancer, svc.hash_on.as_ref()).map_err(|msg| {
+                src.error_at(
+                    &at(if svc.hash_on.is_some() {
+                        "hash_on"
+                    } else {
+                        "balancer"
+                    }),
+                    msg,
+                )
+            })?;
+        check_resilience(svc, src, &at)?;
+        let overrides = svc.timeouts.clone().unwrap_or_default();
+        let connect = overrides.connect.unwrap_or(s.timeouts.connect).get();
+        let request = overrides.request.unwrap_or(s.timeouts.request).get();
+        // An unchanged service keeps its endpoints' state, breakers, pools and tasks.
+        if let Some(old) = previous.and_then(|p| p.services.get(name))
+            && old.settings == *svc
+            && old.connect_timeout == connect
+            && old.request_timeout == request
+        {
+            out.insert(name.clone(), old.clone());
+            continue;
         }
-        let timeouts = svc.timeouts.as_ref().unwrap_or(&s.timeouts);
-        let client = match previous.and_then(|p| p.services.get(name)) {
-            Some(old) if old.settings == *svc && old.connect_timeout == timeouts.connect.get() => {
-                old.client.clone()
+        let tls = match (&svc.tls, svc.protocol) {
+            (Some(_), UpstreamProtocol::Http1 | UpstreamProtocol::H2c) => {
+                return Err(src.error_at(&at("tls"), "`tls` needs `protocol: https`"));
             }
-            _ => {
-                let tls = match (&svc.tls, svc.protocol) {
-                    (Some(_), UpstreamProtocol::Http1 | UpstreamProtocol::H2c) => {
-                        return Err(src.error_at(&at("tls"), "`tls` needs `protocol: https`"));
-                    }
-                    (Some(t), UpstreamProtocol::Https) => Some(
-                        tls::upstream_client_config(t)
-                            .map_err(|e| src.error_at(&tls_key(&at("tls"), &e), chain(&e)))?,
-                    ),
-                    (None, _) => None,
-                };
-                UpstreamClient::new(svc.protocol, tls, timeouts.connect.get())
-            }
+            (Some(t), UpstreamProtocol::Https) => Some(
+                tls::upstream_client_config(t)
+                    .map_err(|e| src.error_at(&tls_key(&at("tls"), &e), chain(&e)))?,
+            ),
+            (None, _) => None,
         };
+        let client = UpstreamClient::new(svc.protocol, tls, connect);
+        let resolver = resolver().map_err(|e| src.error_at(&at("dns"), chain(&e)))?;
         out.insert(
             name.clone(),
-            Arc::new(Service {
-                name: Arc::from(name.as_str()),
-                settings: svc.clone(),
-                endpoints: svc.endpoints.clone(),
-                next: AtomicUsize::new(0),
+            Upstream::new(
+                name,
+                svc.clone(),
+                balancer,
+                &discovery,
+                &resolver,
                 client,
-                connect_timeout: timeouts.connect.get(),
-                request_timeout: timeouts.request.get(),
-            }),
+                connect,
+                request,
+            ),
         );
     }
     Ok(out)
+}
+
+/// The process's DNS resolver (from `/etc/resolv.conf`), made on first use.
+fn resolver() -> Result<DnsResolver, discovery::DnsError> {
+    static RESOLVER: std::sync::OnceLock<DnsResolver> = std::sync::OnceLock::new();
+    if let Some(r) = RESOLVER.get() {
+        return Ok(r.clone());
+    }
+    let r = DnsResolver::from_system()?;
+    Ok(RESOLVER.get_or_init(|| r).clone())
+}
+
+/// Exactly one of `endpoints`, `dns`, `dns_srv`.
+fn discovery_settings(
+    svc: &ServiceSettings,
+    src: &Source,
+    at: &dyn Fn(&str) -> String,
+) -> Result<DiscoverySettings, ConfigError> {
+    match (svc.endpoints.is_empty(), &svc.dns, &svc.dns_srv) {
+        (false, None, None) => Ok(DiscoverySettings::Static(svc.endpoints.clone())),
+        (true, Some(d), None) => Ok(DiscoverySettings::Dns(d.clone())),
+        (true, None, Some(d)) => Ok(DiscoverySettings::DnsSrv(d.clone())),
+        (true, None, None) => Err(src.error_at(
+            &at("endpoints"),
+            "at least one endpoint is required (or `dns` / `dns_srv`)",
+        )),
+        _ => Err(src.error_at(
+            &at(if svc.dns.is_some() { "dns" } else { "dns_srv" }),
+            "use only one of `endpoints`, `dns` and `dns_srv`",
+        )),
+    }
+}
+
+/// Ranges serde cannot check.
+fn check_resilience(
+    svc: &ServiceSettings,
+    src: &Source,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let r = &svc.retry;
+    if r.max_attempts == 0 {
+        return Err(src.error_at(
+            &at("retry.max_attempts"),
+            "must be at least 1 (1 disables retries)",
+        ));
+    }
+    if !(0.0..=10.0).contains(&r.budget.ratio) {
+        return Err(src.error_at(&at("retry.budget.ratio"), "must be between 0 and 10"));
+    }
+    if r.backoff_base.get() > r.backoff_max.get() {
+        return Err(src.error_at(&at("retry.backoff_base"), "must not exceed `backoff_max`"));
+    }
+    if svc.outlier_detection.max_ejection_percent > 100 {
+        return Err(src.error_at(
+            &at("outlier_detection.max_ejection_percent"),
+            "must be 0..=100",
+        ));
+    }
+    let f = &svc.failure_breaker;
+    if !(0.0..=1.0).contains(&f.failure_ratio) {
+        return Err(src.error_at(
+            &at("failure_breaker.failure_ratio"),
+            "must be between 0 and 1",
+        ));
+    }
+    if f.half_open_requests == 0 {
+        return Err(src.error_at(
+            &at("failure_breaker.half_open_requests"),
+            "must be at least 1",
+        ));
+    }
+    if let Some(hc) = &svc.health_check
+        && !hc.path.starts_with('/')
+    {
+        return Err(src.error_at(&at("health_check.path"), "must start with `/`"));
+    }
+    Ok(())
 }
 
 fn build_routes(
@@ -266,6 +356,8 @@ fn build_routes(
             prefix: prefix.trim_end_matches('/').to_owned(),
             host: r.matches.host.as_ref().map(|h| h.to_ascii_lowercase()),
             service: service.clone(),
+            retry: r.retry.clone(),
+            timeout: r.timeout.map(|t| t.get()),
         });
     }
     // Stable sort keeps file order among equally specific routes.

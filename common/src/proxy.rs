@@ -3,24 +3,23 @@
 //! The phases run in the order documented in [`crate::stack`]; each answers with a response
 //! (never an error) so the client always hears why its request ended.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
-use http::{Request, Response, Uri};
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
-use crate::body::{BodyLimitExceeded, LimitedBody, ObservedBody, OnEnd, ProxyBody};
+use crate::body::{LimitedBody, ObservedBody, OnEnd, ProxyBody};
 use crate::ctx::RequestCtx;
-use crate::error::{ErrorSource, ProxyError, find_cause};
+use crate::error::{ErrorSource, ProxyError};
 use crate::headers::{self, Forwarded};
-use crate::metrics::{Metrics, NO_ROUTE, ServiceLabels};
-use crate::plan::{Plan, Service};
+use crate::metrics::{Metrics, NO_ROUTE};
+use crate::plan::Plan;
 use crate::respond;
 use crate::server::ConnInfo;
 use crate::trace_context::{TraceContext, X_REQUEST_ID, request_id};
@@ -141,63 +140,26 @@ async fn proxy(
             path: ctx.path.clone(),
         })?;
     ctx.route = Some(route.name.clone());
-    let service = &route.service;
-    ctx.service = Some(service.name.clone());
-    let endpoint = service.pick().ok_or_else(|| ProxyError::NoEndpoints {
-        service: service.name.to_string(),
-    })?;
-    ctx.upstream = Some(endpoint);
+    let upstream = &route.service;
+    ctx.service = Some(upstream.name.clone());
 
-    let upstream_req =
-        upstream_request(ctx, service, endpoint, req, limits.max_body_bytes, bytes_in)?;
-    let sent =
-        tokio::time::timeout(service.request_timeout, service.client.send(upstream_req)).await;
-    let mut res = match sent {
-        Err(_elapsed) => {
-            return Err(ProxyError::UpstreamTimeout {
-                service: service.name.to_string(),
-                after: service.request_timeout,
-            });
-        }
-        Ok(Err(e)) => return Err(classify_client_error(metrics, service, endpoint, e)),
-        Ok(Ok(res)) => res,
-    };
+    let (mut parts, body) = req.into_parts();
+    prepare_headers(ctx, &mut parts.headers);
+    let body = LimitedBody::new(body, limits.max_body_bytes, bytes_in).boxed_unsync();
+    let mut res = upstream
+        .call(metrics, ctx, parts, body, route.call_options())
+        .await?;
     let via = headers::via_version(res.version());
     let h = res.headers_mut();
     headers::strip_hop_by_hop(h, false);
     headers::append_via(h, via);
-    res.headers_mut()
-        .insert(X_REQUEST_ID, ctx.request_id.clone());
-    Ok(res.map(|b| b.map_err(Into::into).boxed_unsync()))
+    h.insert(X_REQUEST_ID, ctx.request_id.clone());
+    Ok(res)
 }
 
-/// Rewrites the client's request into the upstream request: absolute URI to the endpoint,
-/// hop-by-hop headers removed, forwarding, request id and trace headers set.
-fn upstream_request(
-    ctx: &RequestCtx,
-    service: &Service,
-    endpoint: SocketAddr,
-    req: Request<Incoming>,
-    max_body: u64,
-    bytes_in: Arc<AtomicU64>,
-) -> Result<Request<ProxyBody>, ProxyError> {
-    let (mut parts, body) = req.into_parts();
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    parts.uri = Uri::builder()
-        .scheme(service.client.scheme().clone())
-        .authority(endpoint.to_string())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|e| ProxyError::BadRequest {
-            reason: format!("cannot form the upstream URI: {e}"),
-        })?;
-    // hyper picks the wire protocol from the pooled connection; HTTP/1.1 here means "any".
-    parts.version = http::Version::HTTP_11;
-    let h = &mut parts.headers;
+/// Rewrites the client's headers for the upstream: hop-by-hop headers removed, the client's
+/// authority kept as Host, forwarding, request id and trace headers set.
+fn prepare_headers(ctx: &RequestCtx, h: &mut http::HeaderMap) {
     headers::strip_hop_by_hop(h, true);
     // Keep the client's authority as Host (as Envoy does); the upstream address is in the URI.
     if let Some(auth) = &ctx.authority
@@ -216,46 +178,6 @@ fn upstream_request(
     );
     h.insert(X_REQUEST_ID, ctx.request_id.clone());
     ctx.trace.apply(h, ctx.trace_valid);
-    let body = LimitedBody::new(body, max_body, bytes_in).boxed_unsync();
-    Ok(Request::from_parts(parts, body))
-}
-
-fn classify_client_error(
-    metrics: &Metrics,
-    service: &Service,
-    endpoint: SocketAddr,
-    err: hyper_util::client::legacy::Error,
-) -> ProxyError {
-    if let Some(limit) = find_cause::<BodyLimitExceeded>(&err) {
-        return ProxyError::BodyTooLarge { limit: limit.limit };
-    }
-    if err.is_connect() {
-        metrics
-            .upstream_connect_errors
-            .get_or_create(&ServiceLabels {
-                service: service.name.clone(),
-            })
-            .inc();
-        let timed_out = find_cause::<std::io::Error>(&err)
-            .map(|io| io.kind() == std::io::ErrorKind::TimedOut)
-            .unwrap_or(false);
-        if timed_out {
-            return ProxyError::UpstreamTimeout {
-                service: service.name.to_string(),
-                after: service.connect_timeout,
-            };
-        }
-        return ProxyError::UpstreamConnect {
-            service: service.name.to_string(),
-            addr: endpoint,
-            source: Box::new(err),
-        };
-    }
-    ProxyError::UpstreamProtocol {
-        service: service.name.to_string(),
-        addr: endpoint,
-        source: Box::new(err),
-    }
 }
 
 fn content_length(h: &http::HeaderMap) -> Option<u64> {

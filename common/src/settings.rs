@@ -11,6 +11,11 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ByteSize, Duration};
+use crate::upstream::balance::{BalancerKind, HashOn};
+use crate::upstream::breaker::{FailureBreakerSettings, LimitSettings as BreakerLimitSettings};
+use crate::upstream::discovery::{DnsSettings, DnsSrvSettings, EndpointSettings};
+use crate::upstream::health::{HealthCheckSettings, OutlierSettings};
+use crate::upstream::retry::RetrySettings;
 
 /// The configuration of one proxy binary (for now the three binaries share it; each will add
 /// its own sections on top).
@@ -206,20 +211,62 @@ pub enum UpstreamProtocol {
     Https,
 }
 
-/// An upstream service.
+/// An upstream service: where its endpoints are, how to talk to them, and how to stay
+/// resilient when they fail.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
-    /// `IP:PORT` endpoints, balanced round robin.
-    pub endpoints: Vec<SocketAddr>,
+    /// Static endpoints: `IP:PORT` or `{address, weight}` (`static` is accepted too).
+    /// Exactly one of `endpoints`, `dns` and `dns_srv`.
+    #[serde(default, alias = "static", skip_serializing_if = "Vec::is_empty")]
+    pub endpoints: Vec<EndpointSettings>,
+    /// Endpoints from A/AAAA records: `{name, port, refresh}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<DnsSettings>,
+    /// Endpoints from SRV records: `_http._tcp.name` or `{name, refresh}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_srv: Option<DnsSrvSettings>,
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     /// TLS towards the service (with `protocol: https`).
     #[serde(default)]
     pub tls: Option<UpstreamTlsSettings>,
-    /// Overrides the top-level `timeouts`.
+    /// Overrides the top-level `timeouts`, key by key. `request` is the overall deadline,
+    /// retries included.
     #[serde(default)]
-    pub timeouts: Option<TimeoutSettings>,
+    pub timeouts: Option<ServiceTimeoutSettings>,
+    /// `least_request` (default: power of two choices over peak-EWMA latency),
+    /// `round_robin`, or `consistent_hash` (with `hash_on`).
+    #[serde(default)]
+    pub balancer: BalancerKind,
+    /// The consistent-hash key: `{header: NAME}` or `{cookie: NAME}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash_on: Option<HashOn>,
+    /// Active health checks. Default: none (passive outlier detection only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSettings>,
+    /// Passive ejection of failing endpoints.
+    #[serde(default)]
+    pub outlier_detection: OutlierSettings,
+    /// Concurrency thresholds; over them, requests are answered 503 at once.
+    #[serde(default)]
+    pub circuit_breaker: BreakerLimitSettings,
+    /// Opens on consecutive failures or a failure ratio; 503 at once while open.
+    #[serde(default)]
+    pub failure_breaker: FailureBreakerSettings,
+    /// Retry policy (routes may override it).
+    #[serde(default)]
+    pub retry: RetrySettings,
+}
+
+/// Per-service timeouts; an absent key takes the top-level value.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceTimeoutSettings {
+    #[serde(default)]
+    pub connect: Option<Duration>,
+    #[serde(default)]
+    pub request: Option<Duration>,
 }
 
 /// Client-side TLS towards a service.
@@ -254,6 +301,12 @@ pub struct RouteSettings {
     pub matches: RouteMatchSettings,
     /// Name of a service under `services`.
     pub service: String,
+    /// Overrides the service's retry policy for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetrySettings>,
+    /// Overrides the service's overall request timeout for this route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
 }
 
 /// What a route matches.

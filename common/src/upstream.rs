@@ -2,8 +2,10 @@
 
 pub mod balance;
 pub mod breaker;
+pub mod call;
 pub mod deadline;
 pub mod discovery;
 pub mod endpoint;
 pub mod health;
 pub mod retry;
+pub mod service;
