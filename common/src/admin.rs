@@ -20,16 +20,42 @@ use crate::proxy::Shared;
 /// bound; not ready again while draining.
 #[derive(Debug, Default)]
 pub struct Readiness {
-    ready: AtomicBool,
+    /// Config loaded, certificates loaded, listeners bound, not draining.
+    serving: AtomicBool,
+    /// Every service has endpoints (or the check is off).
+    services: AtomicBool,
+    /// The configured HTTP check answers 2xx (or there is none).
+    app: AtomicBool,
 }
 
 impl Readiness {
     pub fn set(&self, ready: bool) {
-        self.ready.store(ready, Ordering::Release);
+        self.serving.store(ready, Ordering::Release);
+    }
+
+    pub fn set_services(&self, ready: bool) {
+        self.services.store(ready, Ordering::Release);
+    }
+
+    pub fn set_app(&self, ready: bool) {
+        self.app.store(ready, Ordering::Release);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.missing().is_none()
+    }
+
+    /// What readiness still waits for, if anything.
+    pub fn missing(&self) -> Option<&'static str> {
+        if !self.serving.load(Ordering::Acquire) {
+            Some("not serving (starting or draining)")
+        } else if !self.services.load(Ordering::Acquire) {
+            Some("waiting for service endpoints (discovery)")
+        } else if !self.app.load(Ordering::Acquire) {
+            Some("waiting for readiness.http_check to answer 2xx")
+        } else {
+            None
+        }
     }
 }
 
@@ -75,12 +101,20 @@ fn answer(
     req: &Request<Incoming>,
 ) -> Response<ProxyBody> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed\n".into(),
+        );
     }
     match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n"),
-        "/readyz" if readiness.is_ready() => text(StatusCode::OK, "ready\n"),
-        "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready\n"),
+        "/healthz" => text(StatusCode::OK, "ok\n".into()),
+        "/readyz" => match readiness.missing() {
+            None => text(StatusCode::OK, "ready\n".into()),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("not ready: {why}\n").into(),
+            ),
+        },
         "/metrics" => {
             let mut res = Response::new(full(shared.metrics.render()));
             res.headers_mut().insert(
@@ -96,20 +130,9 @@ fn answer(
             json_response(&json!({ "binary": binary, "config": v }))
         }
         "/routes" => {
+            // Most specific first: the order in which routes are considered.
             let plan = shared.plan.load();
-            let routes: Vec<Value> = plan
-                .settings
-                .routes
-                .iter()
-                .map(|r| {
-                    json!({
-                        "name": r.name,
-                        "match": r.matches,
-                        "action": "proxy",
-                        "service": r.service,
-                    })
-                })
-                .collect();
+            let routes: Vec<Value> = plan.routes_ranked().map(route_json).collect();
             json_response(&Value::Array(routes))
         }
         "/upstreams" => {
@@ -121,8 +144,34 @@ fn answer(
                 .collect();
             json_response(&Value::Object(table))
         }
-        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        _ => text(StatusCode::NOT_FOUND, "not found\n".into()),
     }
+}
+
+/// One route for `/routes`: `{name, match, action, service}`; `service` is the service, the
+/// split's services (with `split` giving the weights) or null; `mirror` when set.
+fn route_json(r: &crate::routing::Route) -> Value {
+    use crate::routing::Action;
+    let mut v = json!({
+        "name": &*r.name,
+        "match": r.settings.matches,
+        "action": r.action.kind(),
+    });
+    v["service"] = match &r.action {
+        Action::Proxy(s) => json!(&*s.name),
+        Action::Split(split) => {
+            v["split"] = split
+                .targets()
+                .map(|(s, w)| json!({ "service": &*s.name, "weight": w }))
+                .collect();
+            split.targets().map(|(s, _)| json!(&*s.name)).collect()
+        }
+        Action::Redirect(_) | Action::DirectResponse(_) => Value::Null,
+    };
+    if let Some(m) = &r.mirror {
+        v["mirror"] = json!({ "service": &*m.service.name, "percent": m.percent });
+    }
+    v
 }
 
 /// Field names whose values never leave the process, whatever their type.
@@ -146,8 +195,8 @@ pub fn redact(v: &mut Value) {
     }
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<ProxyBody> {
-    let mut res = Response::new(full(body));
+fn text(status: StatusCode, body: std::borrow::Cow<'static, str>) -> Response<ProxyBody> {
+    let mut res = Response::new(full(body.into_owned()));
     *res.status_mut() = status;
     res.headers_mut().insert(
         header::CONTENT_TYPE,

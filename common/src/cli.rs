@@ -4,7 +4,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::filter::{Extension, NoExtension};
 
 use crate::config;
 use crate::plan::Plan;
@@ -32,32 +36,97 @@ struct Cli {
 enum Command {
     /// Check the configuration and the files it names, without starting (like `nginx -t`).
     Validate,
+    /// Wait until a running instance is ready (its `/readyz` answers 200): exit 0 then, or 1
+    /// at the timeout. For entrypoint gates and compose health checks.
+    WaitReady {
+        /// The instance's admin address, `IP:PORT`.
+        #[arg(long, value_name = "ADDR")]
+        admin: std::net::SocketAddr,
+        /// How long to wait, e.g. `30s`.
+        #[arg(long, default_value = "30s")]
+        timeout: config::Duration,
+    },
 }
 
 /// Runs a binary: parses the command line, loads and validates the config before binding
 /// anything, serves until SIGTERM/SIGINT, drains, exits 0.
 pub fn main(binary: &'static str, about: &'static str) -> ExitCode {
+    main_with(binary, about, Arc::new(NoExtension))
+}
+
+/// [`main`] for a binary with its own request phases (see [`crate::filter`]).
+pub fn main_with(binary: &'static str, about: &'static str, ext: Arc<dyn Extension>) -> ExitCode {
     let cmd = Cli::command().name(binary).bin_name(binary).about(about);
     let cli = match Cli::from_arg_matches(&cmd.get_matches()) {
         Ok(c) => c,
         Err(e) => e.exit(),
     };
+    if let Some(Command::WaitReady { admin, timeout }) = cli.command {
+        return wait_ready(binary, admin, timeout.get());
+    }
     let Some(path) = cli.config else {
         eprintln!("{binary}: --config FILE is required");
         return ExitCode::from(EXIT_CONFIG);
     };
     match cli.command {
-        Some(Command::Validate) => validate(binary, &path),
-        None => serve(binary, path, cli.log_format),
+        Some(Command::Validate) => validate(binary, &path, &*ext),
+        Some(Command::WaitReady { .. }) => ExitCode::SUCCESS,
+        None => serve(binary, path, cli.log_format, ext),
     }
 }
 
-fn build_plan(path: &Path) -> Result<Plan, config::ConfigError> {
-    let loaded = config::load::<ProxySettings>(path)?;
-    Plan::build(loaded.value, &loaded.source, None)
+/// Polls `http://ADMIN/readyz` every 200ms until it answers 200 or `timeout` passes.
+fn wait_ready(binary: &str, admin: std::net::SocketAddr, timeout: std::time::Duration) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{binary}: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<crate::body::ProxyBody>();
+        let url = format!("http://{admin}/readyz");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = String::from("no answer");
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(req) = http::Request::get(url.as_str()).body(crate::body::empty()) {
+                match tokio::time::timeout(std::time::Duration::from_secs(1), client.request(req))
+                    .await
+                {
+                    Ok(Ok(res)) if res.status() == http::StatusCode::OK => {
+                        println!("{binary}: {admin} is ready");
+                        return ExitCode::SUCCESS;
+                    }
+                    Ok(Ok(res)) => {
+                        use http_body_util::BodyExt;
+                        let body = res.into_body().collect().await.map(|b| b.to_bytes());
+                        last = body
+                            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+                            .unwrap_or_else(|_| "not ready".into());
+                    }
+                    Ok(Err(e)) => last = format!("cannot connect: {e}"),
+                    Err(_) => last = "no answer within 1s".into(),
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        eprintln!("{binary}: {admin} not ready after {timeout:?}: {last}");
+        ExitCode::FAILURE
+    })
 }
 
-fn validate(binary: &str, path: &Path) -> ExitCode {
+fn build_plan(path: &Path, ext: &dyn Extension) -> Result<Plan, config::ConfigError> {
+    let loaded = config::load::<ProxySettings>(path)?;
+    Plan::build_with(loaded.value, &loaded.source, None, ext)
+}
+
+fn validate(binary: &str, path: &Path, ext: &dyn Extension) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -69,7 +138,7 @@ fn validate(binary: &str, path: &Path) -> ExitCode {
         }
     };
     // Built inside a runtime: clients and timers may expect one.
-    match rt.block_on(async { build_plan(path) }) {
+    match rt.block_on(async { build_plan(path, ext) }) {
         Ok(plan) => {
             println!(
                 "{binary}: {} is valid ({} listeners, {} routes, {} services)",
@@ -87,7 +156,12 @@ fn validate(binary: &str, path: &Path) -> ExitCode {
     }
 }
 
-fn serve(binary: &'static str, path: PathBuf, format: LogFormat) -> ExitCode {
+fn serve(
+    binary: &'static str,
+    path: PathBuf,
+    format: LogFormat,
+    ext: Arc<dyn Extension>,
+) -> ExitCode {
     // Load before anything else: a bad file must stop us before a port is taken.
     let loaded = match config::load::<ProxySettings>(&path) {
         Ok(l) => l,
@@ -108,7 +182,8 @@ fn serve(binary: &'static str, path: PathBuf, format: LogFormat) -> ExitCode {
         }
     };
     rt.block_on(async move {
-        let running = match crate::runtime::run(binary, loaded, Some(path.clone())).await {
+        let running = match crate::runtime::run_with(binary, loaded, Some(path.clone()), ext).await
+        {
             Ok(r) => r,
             Err(crate::runtime::StartError::Config(e)) => {
                 eprintln!("{binary}: {}", crate::plan::chain(&e));

@@ -42,4 +42,7 @@ pub struct RequestCtx {
     pub upstream: Option<SocketAddr>,
     /// Set when Gatehouse answered with an error: which side failed.
     pub failed: Option<ErrorSource>,
+    /// State a binary's own phases share between request and response (see
+    /// [`crate::filter::Filter`]).
+    pub extensions: http::Extensions,
 }

@@ -68,8 +68,6 @@ pub struct UpstreamMetrics {
     pub ejections: Family<EndpointLabels, Counter>,
     pub overloaded: Family<OverloadLabels, Counter>,
     pub ewma: Family<EndpointLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
-    /// 0 closed, 1 open, 2 half-open.
-    pub breaker_state: Family<ServiceLabels, Gauge>,
 }
 
 impl UpstreamMetrics {
@@ -104,11 +102,6 @@ impl UpstreamMetrics {
             "Peak-EWMA latency estimate of each endpoint",
             self.ewma.clone(),
         );
-        r.register(
-            "upstream_breaker_state",
-            "Failure breaker state: 0 closed, 1 open, 2 half-open",
-            self.breaker_state.clone(),
-        );
     }
 
     pub fn request(&self, service: &Arc<str>, endpoint: &Arc<str>) {
@@ -139,10 +132,6 @@ impl UpstreamMetrics {
         self.ewma
             .get_or_create(&ep(service, endpoint))
             .set(value.as_secs_f64());
-    }
-
-    pub fn breaker_state(&self, service: &Arc<str>, state: i64) {
-        self.breaker_state.get_or_create(&svc(service)).set(state);
     }
 }
 

@@ -11,13 +11,12 @@ use std::time::Duration;
 use rustls::ServerConfig;
 
 use crate::client::UpstreamClient;
-use crate::config::{ConfigError, Source, did_you_mean};
+use crate::config::{ConfigError, Source};
+use crate::routing::{Matched, RouteRequest, RouteTable};
 use crate::settings::{ListenerSettings, ProxySettings, ServiceSettings, UpstreamProtocol};
 use crate::tls;
 use crate::upstream::balance::BalancerSettings;
-use crate::upstream::call::CallOptions;
 use crate::upstream::discovery::{self, DiscoverySettings, DnsResolver};
-use crate::upstream::retry::RetrySettings;
 use crate::upstream::service::Upstream;
 
 /// Limits applied by the server and the proxy core (see [`crate::settings::LimitSettings`]).
@@ -42,42 +41,9 @@ pub struct ListenerPlan {
 /// The run-time form of a service (see [`crate::upstream::service::Upstream`]).
 pub type Service = Upstream;
 
-/// A compiled route.
-#[derive(Debug)]
-pub struct Route {
-    pub name: Arc<str>,
-    /// Normalised prefix without a trailing slash (`""` for the catch-all `/`).
-    prefix: String,
-    host: Option<String>,
-    pub service: Arc<Service>,
-    /// Route overrides of the service's retry policy and overall timeout.
-    pub retry: Option<RetrySettings>,
-    pub timeout: Option<Duration>,
-}
-
-impl Route {
-    /// The per-route overrides for [`Upstream::call`].
-    pub fn call_options(&self) -> CallOptions<'_> {
-        CallOptions {
-            retry: self.retry.as_ref(),
-            timeout: self.timeout,
-        }
-    }
-}
-
-impl Route {
-    fn matches(&self, host: Option<&str>, path: &str) -> bool {
-        if let Some(want) = &self.host {
-            match host {
-                Some(h) if h.eq_ignore_ascii_case(want) => {}
-                _ => return false,
-            }
-        }
-        // Segment-boundary prefix: `/api` matches `/api` and `/api/x`, not `/apix`.
-        path.starts_with(&self.prefix)
-            && matches!(path.as_bytes().get(self.prefix.len()), None | Some(b'/'))
-    }
-}
+use crate::filter::{Extension, Filter, NoExtension};
+/// A compiled route (see [`crate::routing`]).
+pub use crate::routing::Route;
 
 /// The runtime plan of one binary.
 #[derive(Debug)]
@@ -85,11 +51,13 @@ pub struct Plan {
     /// The settings this plan was built from (served, redacted, by `/config`).
     pub settings: ProxySettings,
     pub listeners: Vec<ListenerPlan>,
-    /// Most specific first: longer prefix, then host-specific, then file order.
-    routes: Vec<Route>,
+    /// The routes and their compiled table (see [`crate::routing`] for the specificity order).
+    routes: RouteTable,
     pub services: HashMap<String, Arc<Service>>,
     pub limits: Limits,
     pub drain_timeout: Duration,
+    /// The binary's own request phases, built by its [`Extension`] from this plan's settings.
+    pub filter: Option<Arc<dyn Filter>>,
 }
 
 impl Plan {
@@ -102,6 +70,30 @@ impl Plan {
         source: &Source,
         previous: Option<&Plan>,
     ) -> Result<Plan, ConfigError> {
+        Self::build_with(settings, source, previous, &NoExtension)
+    }
+
+    /// [`Plan::build`] for a binary with its own phases: `ext` validates its sections and
+    /// builds its filter.
+    pub fn build_with(
+        settings: ProxySettings,
+        source: &Source,
+        previous: Option<&Plan>,
+        ext: &dyn Extension,
+    ) -> Result<Plan, ConfigError> {
+        if settings.edge.is_some() && !ext.reads_edge_section() {
+            return Err(source.error_at(
+                "edge",
+                "the `edge` section is read only by gatehouse-edge; this binary would ignore it",
+            ));
+        }
+        if settings.sidecar.is_some() && !ext.reads_sidecar_section() {
+            return Err(source.error_at(
+                "sidecar",
+                "the `sidecar` section is read only by gatehouse-sidecar; this binary would ignore it",
+            ));
+        }
+        let filter = ext.build(&settings, source, previous.and_then(|p| p.filter.as_ref()))?;
         let listeners = build_listeners(&settings, source)?;
         let services = build_services(&settings, source, previous)?;
         let routes = build_routes(&settings, source, &services)?;
@@ -111,6 +103,17 @@ impl Plan {
         }
         if l.max_request_header_bytes.get() < 1024 {
             return Err(source.error_at("limits.max_request_header_bytes", "must be at least 1KiB"));
+        }
+        if let Some(url) = &settings.readiness.http_check {
+            let ok = url
+                .parse::<http::Uri>()
+                .is_ok_and(|u| u.scheme_str() == Some("http") && u.authority().is_some());
+            if !ok {
+                return Err(source.error_at(
+                    "readiness.http_check",
+                    format!("`{url}` is not an http:// URL (e.g. http://127.0.0.1:8080/healthz)"),
+                ));
+            }
         }
         let limits = Limits {
             max_header_bytes: l.max_request_header_bytes.as_usize(),
@@ -128,17 +131,23 @@ impl Plan {
             services,
             limits,
             drain_timeout,
+            filter,
         })
     }
 
-    /// The most specific route for a request, if any.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.matches(host, path))
+    /// The most specific route for a request, if any, with its path captures.
+    pub fn route(&self, req: &RouteRequest<'_>) -> Option<Matched<'_>> {
+        self.routes.find(req)
     }
 
-    /// Routes in match order (for `/routes` and tests).
+    /// Routes in file order.
     pub fn routes(&self) -> &[Route] {
-        &self.routes
+        &self.routes.routes
+    }
+
+    /// Routes most specific first (the order `/routes` shows).
+    pub fn routes_ranked(&self) -> impl Iterator<Item = &Route> {
+        self.routes.ranked()
     }
 
     /// The listener plan named `name`.
@@ -326,43 +335,8 @@ fn build_routes(
     s: &ProxySettings,
     src: &Source,
     services: &HashMap<String, Arc<Service>>,
-) -> Result<Vec<Route>, ConfigError> {
-    let mut names = HashSet::new();
-    let mut routes = Vec::with_capacity(s.routes.len());
-    for (i, r) in s.routes.iter().enumerate() {
-        if !names.insert(r.name.as_str()) {
-            return Err(src.error_at(
-                &format!("routes[{i}].name"),
-                format!("duplicate route name `{}`", r.name),
-            ));
-        }
-        let Some(service) = services.get(&r.service) else {
-            let hint = did_you_mean(&r.service, services.keys().map(String::as_str));
-            return Err(src.error_at_hint(
-                &format!("routes[{i}].service"),
-                format!("unknown service `{}`", r.service),
-                hint.map(|h| format!("did you mean `{h}`?")),
-            ));
-        };
-        let prefix = r.matches.path_prefix.as_deref().unwrap_or("/");
-        if !prefix.starts_with('/') {
-            return Err(src.error_at(
-                &format!("routes[{i}].match.path_prefix"),
-                "must start with `/`",
-            ));
-        }
-        routes.push(Route {
-            name: Arc::from(r.name.as_str()),
-            prefix: prefix.trim_end_matches('/').to_owned(),
-            host: r.matches.host.as_ref().map(|h| h.to_ascii_lowercase()),
-            service: service.clone(),
-            retry: r.retry.clone(),
-            timeout: r.timeout.map(|t| t.get()),
-        });
-    }
-    // Stable sort keeps file order among equally specific routes.
-    routes.sort_by_key(|r| (std::cmp::Reverse(r.prefix.len()), r.host.is_none()));
-    Ok(routes)
+) -> Result<RouteTable, ConfigError> {
+    crate::routing::build(s, src, services)
 }
 
 /// The key path of a TLS error: the block, or the setting in it that is at fault.

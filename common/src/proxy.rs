@@ -11,7 +11,6 @@ use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tracing::Instrument;
 
 use crate::body::{LimitedBody, ObservedBody, OnEnd, ProxyBody};
@@ -21,6 +20,7 @@ use crate::headers::{self, Forwarded};
 use crate::metrics::{Metrics, NO_ROUTE};
 use crate::plan::Plan;
 use crate::respond;
+use crate::routing::{Action, Matched, RequestUrl, Route, RouteRequest, Vars, identity};
 use crate::server::ConnInfo;
 use crate::trace_context::{TraceContext, X_REQUEST_ID, request_id};
 
@@ -35,11 +35,18 @@ pub struct Shared {
 pub type ResponseBody = ObservedBody<Finish>;
 
 /// Handles one request end to end.
-pub async fn handle(
+///
+/// Generic over the request body so every listener (HTTP/1.1 and HTTP/2 from hyper, HTTP/3 from
+/// h3) feeds the same pipeline.
+pub async fn handle<B>(
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
-    req: Request<Incoming>,
-) -> Response<ResponseBody> {
+    req: Request<B>,
+) -> Response<ResponseBody>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
     // The plan is loaded once: a reload mid-request does not change this request's routing.
     let plan = shared.plan.load_full();
     let (trace, trace_valid) = TraceContext::from_headers(req.headers());
@@ -70,6 +77,7 @@ pub async fn handle(
         service: None,
         upstream: None,
         failed: None,
+        extensions: http::Extensions::new(),
     };
     shared.metrics.in_flight.inc();
     conn.activity.request_started();
@@ -99,7 +107,10 @@ pub async fn handle(
             respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc)
         }
     };
-    let (parts, body) = res.into_parts();
+    let (mut parts, body) = res.into_parts();
+    if let Some(filter) = &plan.filter {
+        filter.on_response(&ctx, &mut parts);
+    }
     let finish = Finish {
         status: parts.status.as_u16(),
         ctx,
@@ -111,13 +122,17 @@ pub async fn handle(
     Response::from_parts(parts, ObservedBody::new(body, finish))
 }
 
-async fn proxy(
+async fn proxy<B>(
     plan: &Plan,
-    metrics: &Metrics,
+    metrics: &Arc<Metrics>,
     ctx: &mut RequestCtx,
-    req: Request<Incoming>,
+    req: Request<B>,
     bytes_in: Arc<AtomicU64>,
-) -> Result<Response<ProxyBody>, ProxyError> {
+) -> Result<Response<ProxyBody>, ProxyError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<crate::BoxError>,
+{
     let limits = plan.limits;
     // Limits first: nothing else should spend work on a request we will refuse.
     if headers::header_bytes(req.headers()) > limits.max_header_bytes {
@@ -132,20 +147,105 @@ async fn proxy(
             limit: limits.max_body_bytes,
         });
     }
-    let host = ctx.authority.as_deref().map(strip_port);
-    let route = plan
-        .route(host, req.uri().path())
-        .ok_or_else(|| ProxyError::NoRoute {
+    let (mut parts, body) = req.into_parts();
+    // Identity hygiene before routing, so identity conditions only see what a trusted
+    // gateway vouched for.
+    let trusted = plan
+        .listener(&ctx.listener)
+        .map(|l| l.settings.trusted_gateways.as_slice())
+        .unwrap_or_default();
+    if !identity::is_trusted(ctx.peer_identity.as_deref(), trusted) {
+        let removed = identity::strip_untrusted(&mut parts.headers);
+        if removed > 0 {
+            tracing::debug!(
+                removed,
+                "x-gatehouse-* headers from an untrusted peer removed"
+            );
+        }
+    }
+    // The binary's own phases (the edge's authentication, limits, validation) see the
+    // request after hygiene and before routing; they may answer it themselves.
+    if let Some(filter) = &plan.filter
+        && let Err(res) = filter.on_request(ctx, &mut parts).await
+    {
+        return Ok(res);
+    }
+    // Owned: `ctx` is lent mutably to the upstream call while the host is still in use.
+    let host = ctx
+        .authority
+        .as_deref()
+        .map(|a| strip_port(a).to_ascii_lowercase());
+    let view = RouteRequest {
+        method: &parts.method,
+        host: host.as_deref(),
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+    };
+    let Some(Matched { route, captures }) = plan.route(&view) else {
+        return Err(ProxyError::NoRoute {
             method: ctx.method.clone(),
             path: ctx.path.clone(),
-        })?;
+        });
+    };
     ctx.route = Some(route.name.clone());
-    let upstream = &route.service;
+    let subject = match route.uses_subject() {
+        true => parts
+            .headers
+            .get(identity::X_SUBJECT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        false => None,
+    };
+    let values = Values {
+        route,
+        captures: &captures,
+        subject: subject.as_deref(),
+        host: host.as_deref(),
+    };
+
+    let upstream = match &route.action {
+        Action::Proxy(service) => service.clone(),
+        Action::Split(split) => split.pick(&parts.headers).clone(),
+        Action::DirectResponse(d) => return Ok(values.local(ctx, d.response())),
+        Action::Redirect(r) => {
+            let url = RequestUrl {
+                scheme: if ctx.tls { "https" } else { "http" },
+                authority: ctx.authority.as_deref(),
+                path: parts.uri.path(),
+                query: parts.uri.query(),
+            };
+            let res = r.response(&url, &values.vars(ctx));
+            return Ok(values.local(ctx, res));
+        }
+    };
     ctx.service = Some(upstream.name.clone());
 
-    let (mut parts, body) = req.into_parts();
+    if let Some(path) = route.rewrite.path(parts.uri.path(), &values.vars(ctx)) {
+        let pq = match parts.uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path,
+        };
+        parts.uri = http::Uri::builder()
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| ProxyError::BadRequest {
+                reason: format!("the rewritten path is not a valid URI: {e}"),
+            })?;
+    }
     prepare_headers(ctx, &mut parts.headers);
-    let body = LimitedBody::new(body, limits.max_body_bytes, bytes_in).boxed_unsync();
+    if let Some(h) = &route.rewrite.host {
+        parts.headers.insert(header::HOST, h.clone());
+    }
+    route
+        .request_headers
+        .apply(&mut parts.headers, &values.vars(ctx));
+    let mut body = LimitedBody::new(body, limits.max_body_bytes, bytes_in).boxed_unsync();
+    if let Some(mirror) = &route.mirror
+        && mirror.sample()
+    {
+        body = mirror.start(metrics.clone(), ctx, &parts, body);
+    }
     let mut res = upstream
         .call(metrics, ctx, parts, body, route.call_options())
         .await?;
@@ -154,7 +254,40 @@ async fn proxy(
     headers::strip_hop_by_hop(h, false);
     headers::append_via(h, via);
     h.insert(X_REQUEST_ID, ctx.request_id.clone());
+    route.response_headers.apply(h, &values.vars(ctx));
     Ok(res)
+}
+
+/// What a route's templates may use, gathered once per request.
+struct Values<'a> {
+    route: &'a Route,
+    captures: &'a [Option<String>],
+    subject: Option<&'a str>,
+    host: Option<&'a str>,
+}
+
+impl<'a> Values<'a> {
+    fn vars<'c>(&'c self, ctx: &'c RequestCtx) -> Vars<'c> {
+        Vars {
+            captures: self.captures,
+            request_id: ctx.request_id.to_str().unwrap_or_default(),
+            subject: self.subject,
+            route: &self.route.name,
+            host: self.host,
+            path: &ctx.path,
+        }
+    }
+
+    /// Finishes an answer made here (redirect, direct response): request id and the route's
+    /// response headers.
+    fn local(&self, ctx: &RequestCtx, mut res: Response<ProxyBody>) -> Response<ProxyBody> {
+        res.headers_mut()
+            .insert(X_REQUEST_ID, ctx.request_id.clone());
+        self.route
+            .response_headers
+            .apply(res.headers_mut(), &self.vars(ctx));
+        res
+    }
 }
 
 /// Rewrites the client's headers for the upstream: hop-by-hop headers removed, the client's

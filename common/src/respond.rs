@@ -81,7 +81,7 @@ pub fn error_response(
     grpc: bool,
 ) -> Response<ProxyBody> {
     let (status, slug, title) = classify(err);
-    let detail = err.to_string();
+    let detail = detail(err);
     let mut res = if grpc {
         grpc_response(grpc_code(status), &detail, request_id)
     } else {
@@ -96,6 +96,25 @@ pub fn error_response(
         h.insert(X_OVERLOADED, HeaderValue::from_static("true"));
     }
     res
+}
+
+/// The error's message; for upstream connection failures also the root cause (refused, timed
+/// out, or which certificate check failed), which is what an operator needs to act on.
+fn detail(err: &ProxyError) -> String {
+    let mut msg = err.to_string();
+    if let ProxyError::UpstreamConnect { .. } = err {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
+        let mut root = None;
+        while let Some(c) = cause {
+            root = Some(c);
+            cause = c.source();
+        }
+        if let Some(root) = root {
+            msg.push_str(": ");
+            msg.push_str(&root.to_string());
+        }
+    }
+    msg
 }
 
 /// Set on responses refused by a circuit breaker.

@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Readiness};
 use crate::config::{self, ConfigError, Loaded};
+use crate::filter::{Extension, NoExtension};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::plan::Plan;
 use crate::proxy::Shared;
@@ -51,6 +52,7 @@ pub enum ReloadError {
 
 struct Inner {
     binary: &'static str,
+    ext: Arc<dyn Extension>,
     shared: Arc<Shared>,
     config_path: Option<PathBuf>,
     listeners: Mutex<Vec<ListenerHandle>>,
@@ -84,7 +86,17 @@ pub async fn run(
     loaded: Loaded<ProxySettings>,
     config_path: Option<PathBuf>,
 ) -> Result<Running, StartError> {
-    let plan = Plan::build(loaded.value, &loaded.source, None)?;
+    run_with(binary, loaded, config_path, Arc::new(NoExtension)).await
+}
+
+/// [`run`] for a binary with its own request phases (see [`crate::filter`]).
+pub async fn run_with(
+    binary: &'static str,
+    loaded: Loaded<ProxySettings>,
+    config_path: Option<PathBuf>,
+    ext: Arc<dyn Extension>,
+) -> Result<Running, StartError> {
+    let plan = Plan::build_with(loaded.value, &loaded.source, None, &*ext)?;
     let admin_addr = plan.settings.admin.address;
     let shared = Arc::new(Shared {
         plan: ArcSwap::from_pointee(plan),
@@ -143,6 +155,7 @@ pub async fn run(
     tracing::info!(binary, address = %admin_addr, "admin listening");
     let inner = Arc::new(Inner {
         binary,
+        ext,
         shared,
         config_path,
         listeners: Mutex::new(handles),
@@ -151,6 +164,7 @@ pub async fn run(
         shutdown,
     });
     inner.readiness.set(true);
+    spawn_readiness_checks(&inner);
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let supervisor = inner.clone();
     tokio::spawn(async move {
@@ -164,6 +178,79 @@ pub async fn run(
         admin_addr,
         done: Arc::new(done_rx),
     })
+}
+
+/// Readiness beyond bound listeners: first endpoints of every service, and the optional
+/// HTTP check (e.g. a sidecar's local app), both from `readiness` in the config.
+fn spawn_readiness_checks(inner: &Arc<Inner>) {
+    let plan = inner.shared.plan.load_full();
+    let r = &plan.settings.readiness;
+    if r.services_resolved {
+        let readiness = inner.readiness.clone();
+        let plan = plan.clone();
+        let stop = inner.shutdown.clone();
+        tokio::spawn(async move {
+            for (name, up) in &plan.services {
+                loop {
+                    if stop.is_cancelled() {
+                        return;
+                    }
+                    if up.ready(std::time::Duration::from_secs(5)).await {
+                        break;
+                    }
+                    tracing::warn!(service = %name, discovery = %up.discovery_description(), "still no endpoints: not ready");
+                }
+            }
+            readiness.set_services(true);
+        });
+    } else {
+        inner.readiness.set_services(true);
+    }
+    if r.http_check.is_none() && plan.filter.is_none() {
+        inner.readiness.set_app(true);
+    }
+    let readiness = inner.readiness.clone();
+    let shared = inner.shared.clone();
+    let stop = inner.shutdown.clone();
+    tokio::spawn(async move {
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http::<crate::body::ProxyBody>();
+        let mut was = None;
+        loop {
+            // Read each round: a reload may change or remove the check.
+            let plan = shared.plan.load_full();
+            let r = &plan.settings.readiness;
+            let interval = r
+                .check_interval
+                .get()
+                .max(std::time::Duration::from_millis(50));
+            let filter_ready = plan.filter.as_ref().is_none_or(|f| f.is_ready());
+            let ok = filter_ready
+                && match &r.http_check {
+                    None => true,
+                    Some(url) => {
+                        let req = http::Request::get(url.as_str()).body(crate::body::empty());
+                        match req {
+                            Ok(req) => matches!(
+                                tokio::time::timeout(interval, client.request(req)).await,
+                                Ok(Ok(res)) if res.status().is_success()
+                            ),
+                            Err(_) => false,
+                        }
+                    }
+                };
+            if was != Some(ok) {
+                tracing::info!(ok, "readiness check");
+                was = Some(ok);
+            }
+            readiness.set_app(ok);
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
 }
 
 impl Inner {
@@ -255,7 +342,7 @@ impl Running {
         // One reload at a time; the lock also guards the listener set.
         let mut listeners = inner.listeners.lock().await;
         let current = inner.shared.plan.load_full();
-        let plan = Plan::build(loaded.value, &loaded.source, Some(&current))?;
+        let plan = Plan::build_with(loaded.value, &loaded.source, Some(&current), &*inner.ext)?;
         if plan.settings.admin.address != current.settings.admin.address {
             tracing::warn!("admin.address changed: it takes effect at the next restart");
         }

@@ -34,12 +34,24 @@ pub struct ConnInfo {
     pub activity: ConnActivity,
 }
 
-/// Tracks requests in flight and the last byte moved on one connection, for the idle timeout.
+/// Tracks requests in flight and the bytes moving on one connection, for the idle timeout and
+/// the header-read timeout.
+///
+/// hyper's own HTTP/1 header timer also runs while a keep-alive connection waits for its next
+/// request, which would cut idle connections at the (short) header timeout; so both timeouts
+/// are kept here: idle = nothing in flight and no bytes; header read = bytes of a request head
+/// arrived (or the connection opened) and the head is not complete yet.
 #[derive(Debug)]
 pub struct ConnActivity {
     origin: Instant,
     last_ms: AtomicU64,
     active: AtomicUsize,
+    /// When the current request head started arriving, as ms since `origin` plus one; 0 when
+    /// no head is pending.
+    head_since: AtomicU64,
+    /// HTTP/2 (preface seen): heads arrive in frames, hyper and h2 bound them; no header timer.
+    h2: std::sync::atomic::AtomicBool,
+    first_read: std::sync::atomic::AtomicBool,
 }
 
 impl Default for ConnActivity {
@@ -48,6 +60,10 @@ impl Default for ConnActivity {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
             active: AtomicUsize::new(0),
+            // A new connection owes us a request head: a silent client is cut at the timeout.
+            head_since: AtomicU64::new(1),
+            h2: std::sync::atomic::AtomicBool::new(false),
+            first_read: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -55,7 +71,34 @@ impl Default for ConnActivity {
 impl ConnActivity {
     pub fn request_started(&self) {
         self.active.fetch_add(1, Ordering::Relaxed);
+        self.head_since.store(0, Ordering::Relaxed);
         self.touch();
+    }
+
+    /// Called with each chunk read from the client.
+    fn bytes_read(&self, chunk: &[u8]) {
+        if !self.first_read.swap(true, Ordering::Relaxed) && chunk.starts_with(b"PRI * HTTP/2.0") {
+            self.h2.store(true, Ordering::Relaxed);
+        }
+        if self.active.load(Ordering::Relaxed) == 0 && self.head_since.load(Ordering::Relaxed) == 0
+        {
+            let ms = self.origin.elapsed().as_millis() as u64;
+            self.head_since.store(ms + 1, Ordering::Relaxed);
+        }
+        self.touch();
+    }
+
+    /// How long an HTTP/1 request head has been arriving without completing, if one is.
+    pub fn head_pending_for(&self) -> Option<Duration> {
+        if self.h2.load(Ordering::Relaxed) || self.active.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let since = self.head_since.load(Ordering::Relaxed);
+        if since == 0 {
+            return None;
+        }
+        let now = self.origin.elapsed().as_millis() as u64;
+        Some(Duration::from_millis(now.saturating_sub(since - 1)))
     }
 
     pub fn request_finished(&self) {
@@ -97,7 +140,7 @@ impl<T: AsyncRead> AsyncRead for ActivityIo<T> {
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
         if buf.filled().len() > before {
-            this.conn.activity.touch();
+            this.conn.activity.bytes_read(&buf.filled()[before..]);
         }
         res
     }
@@ -284,7 +327,8 @@ pub async fn serve_http<I>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // Our own header-read timer (see `ConnActivity`) replaces hyper's.
+        .header_read_timeout(None)
         .max_buf_size(h1_buf)
         .max_headers(512)
         .keep_alive(true);
@@ -308,7 +352,9 @@ pub async fn serve_http<I>(
     let served = builder.serve_connection(io, svc);
     tokio::pin!(served);
     let idle_timeout = limits.idle_timeout;
-    let mut idle_check = tokio::time::interval((idle_timeout / 4).max(Duration::from_millis(10)));
+    let header_timeout = limits.header_read_timeout;
+    let check_every = (idle_timeout.min(header_timeout) / 4).max(Duration::from_millis(10));
+    let mut idle_check = tokio::time::interval(check_every);
     idle_check.tick().await;
     let mut closing = false;
     loop {
@@ -323,8 +369,13 @@ pub async fn serve_http<I>(
                 closing = true;
                 served.as_mut().graceful_shutdown();
             }
-            _ = idle_check.tick(), if !closing => {
-                if conn.activity.idle_for() >= idle_timeout {
+            _ = idle_check.tick() => {
+                if conn.activity.head_pending_for().is_some_and(|t| t >= header_timeout) {
+                    // Slowloris: drop the connection; there is no request to answer.
+                    tracing::debug!("request head not complete within the header-read timeout");
+                    break;
+                }
+                if !closing && conn.activity.idle_for() >= idle_timeout {
                     tracing::debug!("closing idle connection");
                     closing = true;
                     served.as_mut().graceful_shutdown();

@@ -10,6 +10,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub mod edge;
+pub mod sidecar;
+
 use crate::config::{ByteSize, Duration};
 use crate::upstream::balance::{BalancerKind, HashOn};
 use crate::upstream::breaker::{FailureBreakerSettings, LimitSettings as BreakerLimitSettings};
@@ -37,12 +40,48 @@ pub struct ProxySettings {
     /// How long SIGTERM waits for in-flight requests before exiting. Default 30s.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: Duration,
-    /// Ordered routes; the longest matching path prefix wins, ties by order.
+    /// Named routes; the most specific match wins, ties by file order (see
+    /// [`crate::routing`]).
     #[serde(default)]
     pub routes: Vec<RouteSettings>,
     /// Upstream services by name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceSettings>,
+    /// What `/readyz` waits for beyond loaded config and bound listeners.
+    #[serde(default)]
+    pub readiness: ReadinessSettings,
+    /// Edge-only settings (authentication, rate limits, validation); refused by the other
+    /// binaries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<edge::EdgeSettings>,
+    /// Sidecar-only settings (inbound policy, outbound listener); refused by the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidecar: Option<sidecar::SidecarSettings>,
+}
+
+/// Conditions for `/readyz` (and `wait-ready`) beyond "config loaded, certificates loaded,
+/// listeners bound", which always apply.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReadinessSettings {
+    /// Not ready until every service has a first non-empty endpoint set (DNS resolved).
+    /// Default true.
+    pub services_resolved: bool,
+    /// Not ready while this URL does not answer 2xx — for a sidecar, the local app's health
+    /// check. Plain `http://` only. Default: none.
+    pub http_check: Option<String>,
+    /// How often `http_check` is probed, and its timeout. Default 1s.
+    pub check_interval: Duration,
+}
+
+impl Default for ReadinessSettings {
+    fn default() -> Self {
+        ReadinessSettings {
+            services_resolved: true,
+            http_check: None,
+            check_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 fn default_drain_timeout() -> Duration {
@@ -60,6 +99,11 @@ pub struct ListenerSettings {
     /// Serve TLS on this listener. Absent: plaintext (HTTP/1.1 and h2c).
     #[serde(default)]
     pub tls: Option<ServerTlsSettings>,
+    /// SPIFFE IDs of the gateways whose `x-gatehouse-*` identity headers are believed (mTLS
+    /// listeners only). From any other peer those request headers are removed before routing.
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_gateways: Vec<String>,
 }
 
 /// Server-side TLS: one or more certificates (chosen by SNI) and optional mTLS, PEM files.
@@ -291,16 +335,50 @@ pub struct UpstreamTlsSettings {
     pub reload_interval: Duration,
 }
 
-/// A route: which requests go to which service.
+/// A route: which requests it matches, what it does with them (its action) and how it
+/// transforms them. See [`crate::routing`] for the specificity order and the semantics.
+///
+/// Exactly one action: `service` (proxy), `split`, `redirect` or `direct_response`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSettings {
     /// Unique name: the metric label and the access log's `route`.
     pub name: String,
+    /// Default: every request (`path_prefix: /`).
     #[serde(rename = "match", default)]
     pub matches: RouteMatchSettings,
-    /// Name of a service under `services`.
-    pub service: String,
+    /// Proxy to this service (a name under `services`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Weighted split across services: `[{service: users-v1, weight: 90}, {service:
+    /// users-v2, weight: 10}]`. Each request picks one at random by weight, or by a hash of
+    /// `sticky`'s header or cookie when set and present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<Vec<SplitTargetSettings>>,
+    /// With `split`: keep a user on one side by hashing this header or cookie
+    /// (`{header: NAME}` or `{cookie: NAME}`). Default: none (random by weight).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<HashOn>,
+    /// With `service` or `split`: copy a share of the requests to a shadow service; its
+    /// response is discarded. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<MirrorSettings>,
+    /// Answer with a redirect instead of proxying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<RedirectSettings>,
+    /// Answer with a fixed status and body instead of proxying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<DirectResponseSettings>,
+    /// Path and host rewrites of the request sent upstream. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<RewriteSettings>,
+    /// Headers added, set or removed on the request sent upstream. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderTransformSettings>,
+    /// Headers added, set or removed on the response (proxied, redirect or direct). Default:
+    /// none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers: Option<HeaderTransformSettings>,
     /// Overrides the service's retry policy for this route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetrySettings>,
@@ -309,15 +387,156 @@ pub struct RouteSettings {
     pub timeout: Option<Duration>,
 }
 
-/// What a route matches.
+/// What a route matches. Every condition given must hold; an absent one matches anything.
+/// At most one of `path`, `path_prefix`, `path_template` and `path_regex`.
 #[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatchSettings {
+    /// Exact path (case-sensitive, query excluded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
     /// Path prefix, matched on segment boundaries (`/api` matches `/api` and `/api/x`, not
-    /// `/apix`). Default `/`.
-    #[serde(default)]
+    /// `/apix`). The default when no path condition is given: `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_prefix: Option<String>,
-    /// Exact host (without port), case-insensitive. Default: any.
-    #[serde(default)]
+    /// Path template: literal segments and whole-segment captures, `/api/users/{id}`. A
+    /// capture matches one non-empty segment; its value is usable in rewrites and headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_template: Option<String>,
+    /// Regular expression the whole path must match (anchored at both ends); its named
+    /// groups are captures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_regex: Option<String>,
+    /// Host (port ignored, case-insensitive): exact, or `*.example.com` for any name ending
+    /// in `.example.com`. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// Request methods, any of them. Default: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub methods: Vec<String>,
+    /// Request headers, all of them (`{name, exact | regex | present}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<ValueMatchSettings>,
+    /// Query parameters (percent-decoded), all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<ValueMatchSettings>,
+    /// Cookies, all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cookies: Vec<ValueMatchSettings>,
+    /// Scopes the caller must hold, all of them (from `x-gatehouse-scopes`, separated by
+    /// spaces or commas, trusted only from a trusted gateway).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+    /// The caller's subject must equal this (`x-gatehouse-subject`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+/// A condition on a named header, query parameter or cookie: at most one of `exact`,
+/// `regex` (whole value) and `present`; with none, the name must be present.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ValueMatchSettings {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// `true`: present (any value); `false`: absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub present: Option<bool>,
+}
+
+/// One side of a weighted split.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SplitTargetSettings {
+    pub service: String,
+    /// Relative weight (the share is weight / sum of weights); 0 takes no traffic.
+    pub weight: u32,
+}
+
+/// Traffic mirroring to a shadow service.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSettings {
+    pub service: String,
+    /// Share of requests copied, 0 to 100. Default 100.
+    #[serde(default = "default_mirror_percent")]
+    pub percent: f64,
+}
+
+fn default_mirror_percent() -> f64 {
+    100.0
+}
+
+/// A redirect answer: either `location` (a URL or path, with `{captures}`), or parts of the
+/// request's URL replaced (`scheme`, `host`, `port`, `path`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectSettings {
+    /// 301, 302, 303, 307 or 308. Default 301 (as Envoy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// A path template (`/v2/users/{id}`); default the request's path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Drop the request's query (without `location`). Default false.
+    #[serde(default)]
+    pub strip_query: bool,
+}
+
+/// A fixed answer.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponseSettings {
+    /// 200 to 599.
+    pub status: u16,
+    /// Default: empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// Default `text/plain; charset=utf-8` when there is a body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+}
+
+/// Path and host rewrites (at most one of `strip_prefix`, `prefix` and `path`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteSettings {
+    /// Remove the matched `path_prefix` (`/api/users` → `/users`). Default false.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Replace the matched `path_prefix` with this (`/api/users` → `/v1/users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Replace the path with this template (`/v1/users/{id}`); the query is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The `Host` sent upstream (`X-Forwarded-Host` keeps the client's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+/// Header changes, applied in the order remove, set, add. Values are templates:
+/// `{capture}`, `{request_id}`, `{subject}`, `{route}`, `{host}`, `{path}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderTransformSettings {
+    /// Appended (existing values kept).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub add: BTreeMap<String, String>,
+    /// Replacing any existing values.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub set: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove: Vec<String>,
 }

@@ -1,8 +1,8 @@
 //! The order a request takes through a Gatehouse binary — read this first.
 //!
 //! Today the three binaries share the proxy core; their own layers (authentication and rate
-//! limits at the edge, rich routing at the internal gateway, peer authorization in the sidecar)
-//! slot into the marked places as their issues land.
+//! limits at the edge, aggregation and transcoding at the internal gateway, peer authorization
+//! in the sidecar) slot into the marked places as their issues land.
 //!
 //! 1. **accept** ([`crate::server`]): TCP, then TLS when the listener has it (handshake deadline);
 //!    the peer's SPIFFE ID is read from its certificate on mTLS listeners.
@@ -14,11 +14,20 @@
 //! 4. **limits** ([`crate::proxy`]): header bytes (431) and declared body size (413) before any
 //!    other work; the body is also counted while it streams.
 //!    *(edge: path normalization, authentication, authorization, rate limiting go here)*
-//! 5. **route** ([`crate::plan::Plan::route`]): longest path prefix, host-specific first; 404.
-//!    *(internal: the full route table and its actions replace this)*
-//! 6. **forward** ([`crate::proxy`]): hop-by-hop headers removed (RFC 9110 §7.6.1),
-//!    `X-Forwarded-*`/`Via`/`x-request-id`/`traceparent` set, pooled client with request timeout;
-//!    failures become typed [`crate::error::ProxyError`]s.
-//! 7. **respond** ([`crate::respond`]): errors to problem+json or gRPC status, in one place.
-//! 8. **observe** ([`crate::body::ObservedBody`]): when the response body ends, metrics and the
-//!    access-log line are written once.
+//! 5. **identity hygiene** ([`crate::routing::identity`]): `x-gatehouse-*` request headers are
+//!    removed unless the mTLS peer is one of the listener's `trusted_gateways` — before
+//!    routing, so identity conditions cannot be spoofed.
+//! 6. **route** ([`crate::plan::Plan::route`]): the compiled table ([`crate::routing`]) picks
+//!    the most specific route (host, path, method, headers, query, cookies, identity); 404.
+//! 7. **action** ([`crate::proxy`]): a redirect or direct response answers here; a split picks
+//!    its service; a mirror copies the request to its shadow in a task of its own.
+//!    *(internal, later: aggregate, transcode, cache)*
+//! 8. **transform and forward** ([`crate::proxy`]): path and host rewrites, hop-by-hop headers
+//!    removed (RFC 9110 §7.6.1), `X-Forwarded-*`/`Via`/`x-request-id`/`traceparent` set, the
+//!    route's request headers applied; the resilient upstream client
+//!    ([`crate::upstream::service::Upstream::call`]) with the route's timeout and retry policy;
+//!    failures become typed [`crate::error::ProxyError`]s. The route's response headers are
+//!    applied to the answer.
+//! 9. **respond** ([`crate::respond`]): errors to problem+json or gRPC status, in one place.
+//! 10. **observe** ([`crate::body::ObservedBody`]): when the response body ends, metrics and the
+//!     access-log line are written once.

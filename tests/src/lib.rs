@@ -4,6 +4,7 @@
 pub mod backend;
 pub mod bodies;
 pub mod client;
+pub mod named;
 pub mod proxy;
 
 pub use backend::{Backend, BackendHandle, Seen};

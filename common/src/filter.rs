@@ -1,0 +1,80 @@
+//! Extension points for a binary's own request phases (the edge's authentication, rate limits
+//! and validation; the sidecar's peer policy), so the proxy core stays shared.
+//!
+//! A binary passes an [`Extension`] to [`crate::runtime::run_with`]; on start and on every
+//! reload it builds a [`Filter`] from the validated settings, stored in the plan beside the
+//! routes, so a reload swaps both atomically.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use http::Response;
+
+use crate::body::ProxyBody;
+use crate::config::{ConfigError, Source};
+use crate::ctx::RequestCtx;
+use crate::settings::ProxySettings;
+
+/// What a request phase returns: continue, or answer the client now with this response.
+pub type FilterFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), Response<ProxyBody>>> + Send + 'a>>;
+
+/// A binary's own request phases.
+pub trait Filter: Send + Sync + Debug + 'static {
+    /// Runs after the header/body limits and before routing: may rewrite the request (path
+    /// normalization, header sanitizing, identity headers) or answer it (401, 403, 429...).
+    /// State for [`Filter::on_response`] goes into `ctx.extensions`.
+    fn on_request<'a>(
+        &'a self,
+        ctx: &'a mut RequestCtx,
+        parts: &'a mut http::request::Parts,
+    ) -> FilterFuture<'a>;
+
+    /// Runs on every response head, the proxy's own answers included (e.g. to add
+    /// `RateLimit` or security headers).
+    fn on_response(&self, _ctx: &RequestCtx, _res: &mut http::response::Parts) {}
+
+    /// Whether the filter has what it needs to serve (e.g. JWKS fetched); `/readyz` waits.
+    fn is_ready(&self) -> bool {
+        true
+    }
+}
+
+/// Builds a binary's filter from its settings. Errors point into the config file like every
+/// other validation error (use `source.error_at`).
+pub trait Extension: Send + Sync + Debug + 'static {
+    /// Whether this binary reads the `edge` section; others refuse a config that sets it,
+    /// rather than silently ignore security settings.
+    fn reads_edge_section(&self) -> bool {
+        false
+    }
+
+    /// Likewise for the `sidecar` section.
+    fn reads_sidecar_section(&self) -> bool {
+        false
+    }
+
+    fn build(
+        &self,
+        settings: &ProxySettings,
+        source: &Source,
+        previous: Option<&Arc<dyn Filter>>,
+    ) -> Result<Option<Arc<dyn Filter>>, ConfigError>;
+}
+
+/// No extension: the proxy core alone.
+#[derive(Debug, Default)]
+pub struct NoExtension;
+
+impl Extension for NoExtension {
+    fn build(
+        &self,
+        _settings: &ProxySettings,
+        _source: &Source,
+        _previous: Option<&Arc<dyn Filter>>,
+    ) -> Result<Option<Arc<dyn Filter>>, ConfigError> {
+        Ok(None)
+    }
+}
