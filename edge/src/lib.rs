@@ -1,13 +1,29 @@
-//! Gatehouse edge gateway: public TLS, HTTP/1.1, HTTP/2 (HTTP/3 to come), authentication and limits in front of the internal gateway.
+//! Gatehouse edge gateway: public TLS, HTTP/1.1 and HTTP/2, authentication (JWT, API keys),
+//! authorization, rate limiting and request validation in front of the internal gateway.
 //!
 //! The binary is this library plus a thin `main.rs`; tests start [`run`] in-process on port 0.
-//! Until this tier's own features land it runs the shared proxy core of `gatehouse-common`.
+//! The proxy core is `gatehouse-common`'s; the edge's own phases are the [`filter`] built by
+//! [`extension`] from the config's `edge` section (documented in `docs/edge.md`).
+
+pub mod api_key;
+pub mod authz;
+pub mod extension;
+pub mod filter;
+pub mod identity;
+pub mod jwt;
+pub mod normalize;
+pub mod policy;
+pub mod ratelimit;
+pub mod reply;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use gatehouse_common::config::Loaded;
 use gatehouse_common::runtime::{Running, StartError};
 use gatehouse_common::settings::ProxySettings;
+
+pub use extension::EdgeExtension;
 
 /// The binary's name, used in logs and `/config`.
 pub const BINARY: &str = "gatehouse-edge";
@@ -17,13 +33,27 @@ pub async fn run(
     config: Loaded<ProxySettings>,
     path: Option<PathBuf>,
 ) -> Result<Running, StartError> {
-    gatehouse_common::runtime::run(BINARY, config, path).await
+    gatehouse_common::runtime::run_with(BINARY, config, path, Arc::new(EdgeExtension::default()))
+        .await
 }
 
 /// The process entry point: command line, config, signals, exit code.
 pub fn main() -> std::process::ExitCode {
-    gatehouse_common::cli::main(
+    gatehouse_common::cli::main_with(
         BINARY,
-        "Gatehouse edge gateway: public TLS, HTTP/1.1, HTTP/2 (HTTP/3 to come), authentication and limits in front of the internal gateway.",
+        "Gatehouse edge gateway: public TLS, HTTP/1.1, HTTP/2, authentication, authorization and rate limits in front of the internal gateway.",
+        Arc::new(EdgeExtension::default()),
     )
+}
+
+/// An error and its sources, `: `-separated, for log lines.
+pub(crate) fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        cur = e.source();
+    }
+    out
 }

@@ -1,0 +1,134 @@
+"""The scenarios, and how one cell (scenario x target x run) is measured: warm-up, then the
+target's CPU ticks, RSS and the proxy core's other load around one bounded load run."""
+
+import resource
+import time
+
+from . import idle, load, system
+from .targets import LOAD_CPU, PROXY_CPU
+
+
+class Scenario:
+    def __init__(self, key, title, proto, run):
+        self.key = key
+        self.title = title
+        self.proto = proto
+        self.run = run  # run(url, duration, opts) -> result dict
+
+
+def _url(proto, port):
+    return f"{'https' if proto == 'tls' else 'http'}://127.0.0.1:{port}/"
+
+
+def scenarios(opts):
+    c = opts.connections
+    per_client = max(1, opts.rate // opts.rate_clients)
+    rate = per_client * opts.rate_clients
+    return [
+        Scenario("h1", f"HTTP/1.1 keep-alive (`wrk -t1 -c{c}`)", "plain",
+                 lambda url, d, o: load.wrk(url, d, c)),
+        Scenario("h2c", f"HTTP/2 cleartext, prior knowledge (`h2load -t1 -c{opts.h2_clients} "
+                        f"-m{opts.h2_streams}`)", "h2c",
+                 lambda url, d, o: load.h2load(url, d, o.h2_clients, o.h2_streams,
+                                               log_dir=o.workdir)),
+        Scenario("tls", f"TLS 1.3 keep-alive, HTTP/1.1 (`wrk -t1 -c{c}` on https)", "tls",
+                 lambda url, d, o: load.wrk(url, d, c)),
+        Scenario("handshake", f"full TLS 1.3 handshake per request (`wrk -t1 -c{c} "
+                              "-H 'Connection: close'` on https, no resumption)", "tls",
+                 lambda url, d, o: load.wrk(url, d, c, headers=["Connection: close"])),
+        Scenario("rate", f"fixed rate {rate} req/s, HTTP/1.1 (`h2load --h1 -t1 "
+                         f"-c{opts.rate_clients} --rps {per_client}`): latency below saturation",
+                 "plain",
+                 lambda url, d, o: load.h2load(url, d, o.rate_clients, 1, h1=True,
+                                               rps=per_client, log_dir=o.workdir)),
+    ]
+
+
+def own_core0_pids(targets):
+    """Every process of ours pinned to the proxy core (their CPU is not noise)."""
+    return [pid for t in targets.values() for proc in t.procs if proc.cpu == PROXY_CPU
+            for pid in proc.pids()]
+
+
+def _snapshot(lab, target, pids, ours):
+    """Counters read just before and just after a measured run."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the load generator, once reaped
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "proxy_core": system.cpu_stat(PROXY_CPU),
+        "load_core": system.cpu_stat(LOAD_CPU),
+        "target": system.cpu_ticks(pids),
+        "by_proc": {p.name: system.cpu_ticks(p.pids()) for p in target.procs},
+        "ours_core0": system.cpu_ticks(ours),
+        "backend": system.cpu_ticks(lab.backend.pids()),
+        "load_s": children.ru_utime + children.ru_stime + me.ru_utime + me.ru_stime,
+        "backend_counters": lab.backend_counters(),
+        "time": time.monotonic(),
+    }
+
+
+def measure(scenario, target, targets, lab, opts):
+    """One cell. CPU µs/request = Δ(utime+stime) of the target's processes over the measured
+    run ÷ requests completed. Noise: CPU time used on each core by processes that are not ours
+    (proxy core: anything but our pinned targets; load core: anything but the backend, the load
+    generator and this harness), as a share of that core's time over the run."""
+    port = target.ports.get(scenario.proto)
+    if port is None:
+        return {"absent": target.absent.get(scenario.proto, "not applicable")}
+    url = _url(scenario.proto, port)
+    if opts.warmup:
+        scenario.run(url, opts.warmup, opts)
+    pids = target.pids()
+    ours = own_core0_pids(targets)
+    a = _snapshot(lab, target, pids, ours)
+    res = scenario.run(url, opts.duration, opts)
+    b = _snapshot(lab, target, pids, ours)
+    tick_us = 1e6 / system.CLK_TCK
+    wall = b["time"] - a["time"]
+    n = res.get("requests") or 0
+    d = {k: b[k] - a[k] for k in ("target", "ours_core0", "backend", "load_s")}
+    p_busy, p_total, p_steal = (y - x for x, y in zip(a["proxy_core"], b["proxy_core"]))
+    l_busy, l_total, _ = (y - x for x, y in zip(a["load_core"], b["load_core"]))
+    ours_load = d["backend"] + d["load_s"] * system.CLK_TCK
+    # The second status read is one connection and one request of its own.
+    accepts = b["backend_counters"][0] - a["backend_counters"][0] - 1
+    served = b["backend_counters"][1] - a["backend_counters"][1] - 1
+    res.update(
+        wall_s=round(wall, 2),
+        cpu_us_per_req=d["target"] * tick_us / n if n else None,
+        cpu_pct=100.0 * d["target"] * tick_us / 1e6 / wall,
+        cpu_us_per_req_by_process={
+            k: (b["by_proc"][k] - a["by_proc"][k]) * tick_us / n if n else None
+            for k in a["by_proc"]},
+        backend_cpu_us_per_req=d["backend"] * tick_us / n if n else None,
+        backend_connections=accepts,
+        backend_requests=served,
+        rss_mib=system.rss_kib(pids) / 1024,
+        noise_pct=max(0.0, 100.0 * (p_busy - d["ours_core0"]) / max(1, p_total)),
+        load_noise_pct=max(0.0, 100.0 * (l_busy - ours_load) / max(1, l_total)),
+        steal_pct=100.0 * p_steal / max(1, p_total),
+    )
+    return res
+
+
+def measure_idle(target, opts):
+    """RSS of the target with opts.idle_conns idle keep-alive HTTP/1.1 connections held."""
+    port = target.ports.get("plain")
+    if port is None:
+        return {"absent": target.absent.get("plain", "not applicable")}
+    pids = target.pids()
+    before = system.rss_kib(pids)
+    out = idle.hold(port, opts.idle_conns, opts.idle_hold,
+                    lambda: {"rss": system.rss_kib(target.pids()),
+                             "pss": system.pss_kib(target.pids())})
+    rss = out["measured"]["rss"]
+    return {
+        "rss_before_mib": before / 1024,
+        "rss_mib": rss / 1024,
+        "pss_mib": out["measured"]["pss"] / 1024,
+        "kib_per_conn": (rss - before) / opts.idle_conns,
+        "errors": out["open_errors"] + out["lost_after_hold"],
+        "open_errors": out["open_errors"],
+        "lost_after_hold": out["lost_after_hold"],
+        "open_seconds": out["open_seconds"],
+    }

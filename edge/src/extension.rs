@@ -1,0 +1,302 @@
+//! Validates the `edge` section into an [`EdgeFilter`]; errors point at the offending key.
+//!
+//! JWKS fetchers and rate limiters are kept across reloads while their settings are
+//! unchanged, so a reload neither refetches keys nor forgets buckets.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use gatehouse_common::config::{ConfigError, Source, did_you_mean_hint};
+use gatehouse_common::filter::{Extension, Filter};
+use gatehouse_common::settings::ProxySettings;
+use gatehouse_common::settings::edge::{
+    AuthMethod, AuthSettings, EdgeSettings, IssuerSettings, RateLimitSettings,
+};
+use http::{HeaderName, Method, Uri};
+use jsonwebtoken::DecodingKey;
+
+use crate::api_key::{ApiKeys, parse_hash};
+use crate::filter::EdgeFilter;
+use crate::jwt::keys::KeySet;
+use crate::jwt::remote::RemoteKeys;
+use crate::jwt::{Issuer, JwtVerifier, KeySource};
+use crate::normalize::normalize;
+use crate::policy::{AuthMethods, LimitKey, Policy, RateLimit};
+use crate::ratelimit::{Limiter, LocalLimiter, Quota};
+
+/// The edge's [`Extension`]: builds the filter on start and on every reload.
+#[derive(Debug, Default)]
+pub struct EdgeExtension {
+    remotes: Mutex<HashMap<(String, u128, u128), Weak<RemoteKeys>>>,
+    limiters: Mutex<HashMap<String, (RateLimitSettings, Weak<LocalLimiter>)>>,
+}
+
+impl EdgeExtension {
+    fn remote(&self, url: Uri, s: &IssuerSettings) -> Arc<RemoteKeys> {
+        let key = (
+            url.to_string(),
+            s.refresh_interval.get().as_nanos(),
+            s.min_refetch_interval.get().as_nanos(),
+        );
+        let mut map = self.remotes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = map.get(&key).and_then(Weak::upgrade) {
+            return r;
+        }
+        let r = RemoteKeys::new(url, s.refresh_interval.get(), s.min_refetch_interval.get());
+        // `validate` runs without a runtime: nothing to fetch then.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            r.spawn_refresher();
+        }
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(key, Arc::downgrade(&r));
+        r
+    }
+
+    fn limiter(&self, name: &str, s: &RateLimitSettings) -> Arc<LocalLimiter> {
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((old, w)) = map.get(name)
+            && old == s
+            && let Some(l) = w.upgrade()
+        {
+            return l;
+        }
+        let quota = Quota {
+            name: name.to_owned(),
+            quota: s.quota,
+            window: s.window.get(),
+            burst: s.burst.unwrap_or(s.quota),
+        };
+        let l = Arc::new(LocalLimiter::new(quota, s.max_keys));
+        map.insert(name.to_owned(), (s.clone(), Arc::downgrade(&l)));
+        l
+    }
+
+    fn issuers(&self, edge: &EdgeSettings, source: &Source) -> Result<Vec<Issuer>, ConfigError> {
+        let mut out = Vec::new();
+        for (i, s) in edge.jwt.issuers.iter().enumerate() {
+            let at = |k: &str| format!("edge.jwt.issuers[{i}].{k}");
+            if s.audiences.is_empty() {
+                return Err(source.error_at(&at("audiences"), "at least one audience is required"));
+            }
+            let keys = match (&s.jwks_file, &s.jwks_url) {
+                (Some(_), Some(_)) => {
+                    return Err(
+                        source.error_at(&at("jwks_url"), "set jwks_file or jwks_url, not both")
+                    );
+                }
+                (Some(file), None) => {
+                    let text = std::fs::read(file).map_err(|e| {
+                        source.error_at(
+                            &at("jwks_file"),
+                            format!("cannot read {}: {e}", file.display()),
+                        )
+                    })?;
+                    let (set, skipped) = KeySet::parse(&text)
+                        .map_err(|e| source.error_at(&at("jwks_file"), e.to_string()))?;
+                    if set.is_empty() {
+                        return Err(source.error_at(&at("jwks_file"), "no usable signing key"));
+                    }
+                    if !skipped.is_empty() {
+                        tracing::warn!(file = %file.display(), ?skipped, "JWKS keys skipped");
+                    }
+                    KeySource::Static(Arc::new(set))
+                }
+                (None, Some(url)) => {
+                    let uri: Uri = url
+                        .parse()
+                        .ok()
+                        .filter(|u: &Uri| {
+                            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                        })
+                        .ok_or_else(|| {
+                            source.error_at(&at("jwks_url"), "expected an http:// or https:// URL")
+                        })?;
+                    KeySource::Remote(self.remote(uri, s))
+                }
+                (None, None) if s.hs256_secret.is_some() => {
+                    KeySource::Static(Arc::new(KeySet::default()))
+                }
+                (None, None) => {
+                    return Err(source.error_at(
+                        &format!("edge.jwt.issuers[{i}]"),
+                        "one of jwks_file, jwks_url or hs256_secret is required",
+                    ));
+                }
+            };
+            let hmac = match &s.hs256_secret {
+                Some(secret) if secret.expose().len() < 32 => {
+                    return Err(source.error_at(&at("hs256_secret"), "use at least 32 bytes"));
+                }
+                Some(secret) => Some(DecodingKey::from_secret(secret.expose().as_bytes())),
+                None => None,
+            };
+            out.push(Issuer {
+                issuer: s.issuer.clone(),
+                audiences: s.audiences.clone(),
+                keys,
+                hmac,
+            });
+        }
+        Ok(out)
+    }
+
+    fn rate_limit(
+        &self,
+        edge: &EdgeSettings,
+        source: &Source,
+        name: &str,
+        at: &str,
+    ) -> Result<RateLimit, ConfigError> {
+        let Some(s) = edge.rate_limits.get(name) else {
+            let hint = did_you_mean_hint(name, edge.rate_limits.keys().map(String::as_str));
+            return Err(source.error_at_hint(at, format!("no rate limit named `{name}`"), hint));
+        };
+        let here = format!("edge.rate_limits.{name}");
+        if s.quota == 0 || s.burst == Some(0) || s.window.get().is_zero() {
+            return Err(source.error_at(&here, "quota, burst and window must be positive"));
+        }
+        let key = match s.key.as_str() {
+            "client_ip" => LimitKey::ClientIp,
+            "api_key" => LimitKey::ApiKey,
+            "subject" => LimitKey::Subject,
+            other => match other.strip_prefix("header:").map(HeaderName::try_from) {
+                Some(Ok(h)) => LimitKey::Header(h),
+                _ => {
+                    return Err(source.error_at(
+                        &format!("{here}.key"),
+                        "expected client_ip, api_key, subject or header:<name>",
+                    ));
+                }
+            },
+        };
+        let limiter: Arc<dyn Limiter> = self.limiter(name, s);
+        Ok(RateLimit { limiter, key })
+    }
+}
+
+fn auth_methods(auth: &AuthSettings) -> Result<AuthMethods, &'static str> {
+    let one = |m: &AuthMethod| AuthMethods {
+        jwt: *m == AuthMethod::Jwt,
+        api_key: *m == AuthMethod::ApiKey,
+    };
+    match auth {
+        AuthSettings::One(m) => Ok(one(m)),
+        AuthSettings::AnyOf(a) if a.any_of.is_empty() => Err("any_of needs at least one method"),
+        AuthSettings::AnyOf(a) if a.any_of.contains(&AuthMethod::None) => {
+            Err("`none` cannot be combined in any_of")
+        }
+        AuthSettings::AnyOf(a) => {
+            Ok(a.any_of
+                .iter()
+                .fold(AuthMethods::default(), |acc, m| AuthMethods {
+                    jwt: acc.jwt || one(m).jwt,
+                    api_key: acc.api_key || one(m).api_key,
+                }))
+        }
+    }
+}
+
+/// Builds the filter of one `edge` section.
+pub fn build_filter(
+    ext: &EdgeExtension,
+    edge: &EdgeSettings,
+    source: &Source,
+) -> Result<EdgeFilter, ConfigError> {
+    let issuers = ext.issuers(edge, source)?;
+    let header = HeaderName::try_from(edge.api_keys.header.as_str())
+        .map_err(|_| source.error_at("edge.api_keys.header", "not a valid header name"))?;
+    let mut api_keys = ApiKeys::new(header, edge.api_keys.query_param.clone());
+    for (i, k) in edge.api_keys.keys.iter().enumerate() {
+        let hash = parse_hash(&k.sha256).ok_or_else(|| {
+            source.error_at(
+                &format!("edge.api_keys.keys[{i}].sha256"),
+                "expected 64 hex digits (sha256 of the key)",
+            )
+        })?;
+        api_keys.insert(hash, k.name.clone(), k.scopes.clone());
+    }
+    let global_limit = match &edge.global_rate_limit {
+        Some(name) => Some(ext.rate_limit(edge, source, name, "edge.global_rate_limit")?),
+        None => None,
+    };
+    let mut policies: Vec<Policy> = Vec::new();
+    for (i, p) in edge.policies.iter().enumerate() {
+        let at = |k: &str| format!("edge.policies[{i}].{k}");
+        if policies.iter().any(|q| q.name == p.name) {
+            return Err(source.error_at(&at("name"), format!("duplicate policy `{}`", p.name)));
+        }
+        let prefix = normalize(&p.path_prefix)
+            .map_err(|e| source.error_at(&at("path_prefix"), e.to_string()))?;
+        let prefix = match prefix.trim_end_matches('/') {
+            "" => "/".to_owned(),
+            s => s.to_owned(),
+        };
+        let methods = p
+            .methods
+            .iter()
+            .map(|m| Method::from_bytes(m.to_ascii_uppercase().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| source.error_at(&at("methods"), "not a valid HTTP method"))?;
+        let auth = auth_methods(&p.auth).map_err(|e| source.error_at(&at("auth"), e))?;
+        if auth.jwt && issuers.is_empty() {
+            return Err(source.error_at(&at("auth"), "jwt needs edge.jwt.issuers"));
+        }
+        if auth.api_key && api_keys.is_empty() {
+            return Err(source.error_at(&at("auth"), "api_key needs edge.api_keys.keys"));
+        }
+        if !auth.required() && p.authorize != Default::default() {
+            return Err(source.error_at(&at("authorize"), "authorize needs an auth method"));
+        }
+        let rate_limit = match &p.rate_limit {
+            Some(name) => Some(ext.rate_limit(edge, source, name, &at("rate_limit"))?),
+            None => None,
+        };
+        policies.push(Policy {
+            name: p.name.clone(),
+            prefix,
+            methods,
+            auth,
+            authorize: p.authorize.clone(),
+            rate_limit,
+            forward_authorization: p.forward_authorization,
+            token_in_query: p.token_in_query,
+            forward_claims: p.forward_claims.clone(),
+        });
+    }
+    Ok(EdgeFilter {
+        policies,
+        jwt: Arc::new(JwtVerifier {
+            issuers,
+            leeway_secs: edge.jwt.leeway.get().as_secs(),
+        }),
+        api_keys,
+        global_limit,
+        trusted_proxies: edge.trusted_proxies.clone(),
+        max_uri_bytes: edge.max_uri_bytes.get(),
+    })
+}
+
+impl Extension for EdgeExtension {
+    fn reads_edge_section(&self) -> bool {
+        true
+    }
+
+    fn build(
+        &self,
+        settings: &ProxySettings,
+        source: &Source,
+        _previous: Option<&Arc<dyn Filter>>,
+    ) -> Result<Option<Arc<dyn Filter>>, ConfigError> {
+        // Deny unless a policy allows: an edge without policies would forward everything
+        // unauthenticated, so it refuses to start instead of warning.
+        let Some(edge) = &settings.edge else {
+            return Err(source.error_at(
+                "",
+                "gatehouse-edge needs an `edge` section with `policies` (deny unless a policy \
+                 allows); to forward everything without checks, say so explicitly: \
+                 `edge: { policies: [{ name: open, path_prefix: /, auth: none }] }`",
+            ));
+        };
+        Ok(Some(Arc::new(build_filter(self, edge, source)?)))
+    }
+}

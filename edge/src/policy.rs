@@ -1,0 +1,80 @@
+//! Compiled edge policies: coarse path prefixes mapped to auth, authorization and limits.
+
+use std::sync::Arc;
+
+use gatehouse_common::settings::edge::AuthorizeSettings;
+use http::{HeaderName, Method};
+
+use crate::ratelimit::Limiter;
+
+/// Which credentials a policy accepts (both false: `auth: none`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthMethods {
+    pub jwt: bool,
+    pub api_key: bool,
+}
+
+impl AuthMethods {
+    pub fn required(self) -> bool {
+        self.jwt || self.api_key
+    }
+}
+
+/// What a rate-limit bucket is keyed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitKey {
+    ClientIp,
+    ApiKey,
+    Subject,
+    Header(HeaderName),
+}
+
+/// A limiter and its key.
+#[derive(Debug, Clone)]
+pub struct RateLimit {
+    pub limiter: Arc<dyn Limiter>,
+    pub key: LimitKey,
+}
+
+/// One edge route.
+#[derive(Debug)]
+pub struct Policy {
+    pub name: String,
+    /// Normalized, without a trailing slash (`/` for everything).
+    pub prefix: String,
+    /// Empty: any method.
+    pub methods: Vec<Method>,
+    pub auth: AuthMethods,
+    pub authorize: AuthorizeSettings,
+    pub rate_limit: Option<RateLimit>,
+    pub forward_authorization: bool,
+    pub token_in_query: bool,
+    pub forward_claims: Vec<String>,
+}
+
+impl Policy {
+    /// Whether `path` (normalized) is this prefix or below it, segment-wise.
+    pub fn matches(&self, path: &str) -> bool {
+        self.prefix == "/"
+            || path
+                .strip_prefix(self.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
+    pub fn allows(&self, method: &Method) -> bool {
+        self.methods.is_empty()
+            || self.methods.contains(method)
+            || (method == Method::HEAD && self.methods.contains(&Method::GET))
+    }
+}
+
+/// The policy with the longest prefix matching `path` (ties: file order).
+pub fn find<'a>(policies: &'a [Policy], path: &str) -> Option<&'a Policy> {
+    policies
+        .iter()
+        .filter(|p| p.matches(path))
+        .fold(None, |best: Option<&Policy>, p| match best {
+            Some(b) if b.prefix.len() >= p.prefix.len() => Some(b),
+            _ => Some(p),
+        })
+}
