@@ -167,3 +167,25 @@ fn config_redaction() {
     );
     assert!(text.contains("partner") && text.contains("idp"));
 }
+
+/// An idle keep-alive connection is governed by the idle timeout, not the (shorter) header-read
+/// timeout: a second request after a pause longer than the header timeout is served.
+#[tokio::test]
+async fn keep_alive_outlives_the_header_timeout() {
+    let (p, _be) = proxy("header_read_timeout: 300ms, idle_timeout: 5s").await;
+    let addr = p.addr("main").await.expect("listener");
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut buf = [0u8; 2048];
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let n = s.read(&mut buf).await.expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+}
