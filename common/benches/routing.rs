@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("routes_{n}"));
         for (name, path, headers) in requests {
             let req = RouteRequest {
+                listener: "main",
                 method: &get,
                 host: Some("gateway.example.com"),
                 path,

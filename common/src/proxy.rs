@@ -50,16 +50,7 @@ where
     // The plan is loaded once: a reload mid-request does not change this request's routing.
     let plan = shared.plan.load_full();
     let (trace, trace_valid) = TraceContext::from_headers(req.headers());
-    let authority = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            req.headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        });
+    let authority = request_authority(&req);
     let mut ctx = RequestCtx {
         request_id: request_id(req.headers()),
         trace,
@@ -176,6 +167,7 @@ where
         .as_deref()
         .map(|a| strip_port(a).to_ascii_lowercase());
     let view = RouteRequest {
+        listener: &ctx.listener,
         method: &parts.method,
         host: host.as_deref(),
         path: parts.uri.path(),
@@ -315,6 +307,22 @@ fn prepare_headers(ctx: &RequestCtx, h: &mut http::HeaderMap) {
 
 fn content_length(h: &http::HeaderMap) -> Option<u64> {
     h.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// The authority the client asked for. HTTP/1 absolute-form: the URI's (RFC 9112 §3.2.2).
+/// Otherwise `Host` first, then the URI's: over HTTP/2 a Gatehouse hop sends the original
+/// authority as `Host` while `:authority` names the endpoint it connected to.
+fn request_authority<B>(req: &Request<B>) -> Option<String> {
+    let uri = req.uri().authority().map(|a| a.as_str().to_owned());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    if req.version() < http::Version::HTTP_2 && uri.is_some() {
+        return uri;
+    }
+    host.or(uri)
 }
 
 /// `host:port` → `host` (IPv6 literals keep their brackets).

@@ -430,6 +430,10 @@ pub struct RouteMatchSettings {
     /// The caller's subject must equal this (`x-gatehouse-subject`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// Only requests that arrived on one of these listeners (by name). Default: any. A sidecar
+    /// uses it to keep its outbound routes off its inbound side.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<String>,
 }
 
 /// A condition on a named header, query parameter or cookie: at most one of `exact`,

@@ -42,8 +42,8 @@ listeners:
     address: 127.0.0.1:0
 admin: {{ address: "127.0.0.1:0" }}
 routes:
-  - {{ name: inventory, match: {{ host: inventory }}, service: inventory }}
-  - {{ name: pricing, match: {{ host: pricing }}, service: pricing }}
+  - {{ name: inventory, match: {{ host: inventory, listeners: [outbound] }}, service: inventory }}
+  - {{ name: pricing, match: {{ host: pricing, listeners: [outbound] }}, service: pricing }}
   - {{ name: orders, service: orders }}
 services:
   orders: {{ endpoints: ["{orders}"], protocol: h2c }}

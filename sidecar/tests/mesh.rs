@@ -62,7 +62,7 @@ listeners:
   - name: outbound
     address: 127.0.0.1:0
 admin: {{ address: "127.0.0.1:0" }}
-routes: [{{ name: b, match: {{ host: b }}, service: b }}]
+routes: [{{ name: b, match: {{ host: b, listeners: [outbound] }}, service: b }}]
 services:
   b:
     endpoints: ["{target}"]
@@ -134,6 +134,8 @@ async fn east_west_through_two_sidecars() {
         "spoofed subject reached the app"
     );
     assert_eq!(seen.headers["x-request-id"], "mesh-1");
+    // The authority the app asked for survives the HTTP/2 hop between the sidecars.
+    assert_eq!(seen.headers["host"], "b");
 
     // HTTP_PROXY style: an absolute-form request.
     let mut tcp = tokio::net::TcpStream::connect(a_out)
@@ -242,4 +244,28 @@ async fn failing_app_behind_its_sidecar() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, _, body) = get(&client, a_out, "b", &[]).await;
     assert_eq!((s, &body[..]), (StatusCode::OK, &b"B"[..]));
+}
+
+/// A mesh caller cannot use a sidecar's inbound side to reach the services of its outbound side
+/// (confused deputy): outbound routes are bound to the outbound listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbound_side_does_not_relay_to_outbound_routes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _pki = pki(dir.path());
+    let app_b = Backend::new().route("/", "B").run().await;
+    let side_b = start(&inbound_yaml(dir.path(), "b", &app_b)).await;
+    let side_a = start(&outbound_yaml(
+        dir.path(),
+        "a",
+        side_b.addr("inbound").await.expect("in"),
+        "b",
+    ))
+    .await;
+    // The internal gateway (admitted by a's policy) calls a's inbound side naming `b`.
+    let a_in = side_a.addr("inbound").await.expect("inbound");
+    let side_gw = start(&outbound_yaml(dir.path(), "internal", a_in, "a")).await;
+    let gw_out = side_gw.addr("outbound").await.expect("outbound");
+    let (s, _, body) = get(&Client::http1(), gw_out, "b", &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body:?}");
+    assert_eq!(app_b.count(), 0, "a's inbound side relayed the call to b");
 }

@@ -35,6 +35,19 @@ pub fn build(
         if !names.insert(r.name.as_str()) {
             return Err(src.error_at(&at("name"), format!("duplicate route name `{}`", r.name)));
         }
+        for (j, l) in r.matches.listeners.iter().enumerate() {
+            if !s.listeners.iter().any(|x| x.name == *l) {
+                let hint = crate::config::did_you_mean_hint(
+                    l,
+                    s.listeners.iter().map(|x| x.name.as_str()),
+                );
+                return Err(src.error_at_hint(
+                    &at(&format!("match.listeners[{j}]")),
+                    format!("no listener is named `{l}`"),
+                    hint,
+                ));
+            }
+        }
         let matcher = Matcher::compile(&r.matches)
             .map_err(|e| src.error_at(&at(&format!("match.{}", e.key)), e.message))?;
         routes.push(route(r, &matcher, src, &at, services)?);

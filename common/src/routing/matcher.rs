@@ -15,6 +15,8 @@ use crate::settings::{RouteMatchSettings, ValueMatchSettings};
 /// What routing looks at in a request.
 #[derive(Debug, Clone, Copy)]
 pub struct RouteRequest<'a> {
+    /// Name of the listener the request arrived on.
+    pub listener: &'a str,
     pub method: &'a Method,
     /// Lower-case, without the port.
     pub host: Option<&'a str>,
@@ -67,6 +69,7 @@ pub struct Matcher {
     cookies: Vec<(String, ValueMatch)>,
     scopes: Vec<String>,
     subject: Option<String>,
+    listeners: Vec<String>,
 }
 
 /// Why a match does not compile: the key under `match` and the message.
@@ -180,6 +183,7 @@ impl Matcher {
             cookies,
             scopes: m.scopes.clone(),
             subject: m.subject.clone(),
+            listeners: m.listeners.clone(),
         })
     }
 
@@ -205,7 +209,8 @@ impl Matcher {
             + u32::from(!self.methods.is_empty())
             + (self.headers.len() + self.query.len() + self.cookies.len() + self.scopes.len())
                 as u32
-            + u32::from(self.subject.is_some());
+            + u32::from(self.subject.is_some())
+            + u32::from(!self.listeners.is_empty());
         Specificity {
             kind,
             path,
@@ -286,6 +291,9 @@ impl Matcher {
             if got != Some(want.as_bytes()) {
                 return false;
             }
+        }
+        if !self.listeners.is_empty() && !self.listeners.iter().any(|l| l == req.listener) {
+            return false;
         }
         true
     }

@@ -42,6 +42,7 @@ fn req(path: &'static str) -> Req {
 impl Req {
     fn view(&self) -> RouteRequest<'_> {
         RouteRequest {
+            listener: "main",
             method: &self.method,
             host: self.host,
             path: self.path,
