@@ -44,7 +44,16 @@ pub struct Metrics {
     pub open_connections: Family<ListenerLabels, Gauge>,
     pub in_flight: Gauge,
     pub config_reloads: Family<ReloadLabels, Counter>,
+    /// Requests from mTLS peers, by listener and SPIFFE ID (bounded: mesh identities).
+    pub peer_requests: Family<PeerLabels, Counter>,
     pub upstream: UpstreamMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub listener: Arc<str>,
+    pub peer: Arc<str>,
+    pub status_class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -207,9 +216,16 @@ impl Metrics {
             "Config reload attempts, by result",
             config_reloads.clone(),
         );
+        let peer_requests = Family::<PeerLabels, Counter>::default();
+        registry.register(
+            "peer_requests",
+            "Requests from mTLS peers, by listener, SPIFFE ID and status class",
+            peer_requests.clone(),
+        );
         let upstream = UpstreamMetrics::default();
         upstream.register(&mut registry);
         Metrics {
+            peer_requests,
             upstream,
             registry,
             requests,

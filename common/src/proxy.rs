@@ -357,6 +357,14 @@ impl OnEnd for Finish {
         self.metrics
             .observe_request(&route, self.status, elapsed.as_secs_f64());
         self.metrics.in_flight.dec();
+        if let Some(peer) = &ctx.peer_identity {
+            let labels = crate::metrics::PeerLabels {
+                listener: ctx.listener.clone(),
+                peer: peer.clone(),
+                status_class: crate::metrics::status_class(self.status),
+            };
+            self.metrics.peer_requests.get_or_create(&labels).inc();
+        }
         self.conn.activity.request_finished();
         if self.access_log {
             crate::telemetry::access_log(&crate::telemetry::AccessLog {

@@ -137,6 +137,16 @@ async fn east_west_through_two_sidecars() {
     // The authority the app asked for survives the HTTP/2 hop between the sidecars.
     assert_eq!(seen.headers["host"], "b");
 
+    // The callee's sidecar counts requests per caller identity.
+    let (_, _, metrics) = client
+        .get(&format!("http://{}/metrics", side_b.admin_addr))
+        .await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(&format!("gatehouse_peer_requests_total{{listener=\"inbound\",peer=\"{TD}/service/a\",status_class=\"2xx\"}} 1")),
+        "{metrics}"
+    );
+
     // HTTP_PROXY style: an absolute-form request.
     let mut tcp = tokio::net::TcpStream::connect(a_out)
         .await
