@@ -75,17 +75,24 @@ pub fn main_with(binary: &'static str, about: &'static str, ext: Arc<dyn Extensi
     }
 }
 
-/// Polls `http://ADMIN/readyz` every 200ms until it answers 200 or `timeout` passes.
-fn wait_ready(binary: &str, admin: std::net::SocketAddr, timeout: std::time::Duration) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+/// A single-threaded runtime for the short commands (`validate`, `wait-ready`).
+fn small_runtime(binary: &str) -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
-        Ok(rt) => rt,
+        Ok(rt) => Some(rt),
         Err(e) => {
             eprintln!("{binary}: cannot start: {e}");
-            return ExitCode::FAILURE;
+            None
         }
+    }
+}
+
+/// Polls `http://ADMIN/readyz` every 200ms until it answers 200 or `timeout` passes.
+fn wait_ready(binary: &str, admin: std::net::SocketAddr, timeout: std::time::Duration) -> ExitCode {
+    let Some(rt) = small_runtime(binary) else {
+        return ExitCode::FAILURE;
     };
     rt.block_on(async move {
         let client =
@@ -127,15 +134,8 @@ fn build_plan(path: &Path, ext: &dyn Extension) -> Result<Plan, config::ConfigEr
 }
 
 fn validate(binary: &str, path: &Path, ext: &dyn Extension) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("{binary}: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+    let Some(rt) = small_runtime(binary) else {
+        return ExitCode::FAILURE;
     };
     // Built inside a runtime: clients and timers may expect one.
     match rt.block_on(async { build_plan(path, ext) }) {

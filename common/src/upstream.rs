@@ -9,3 +9,4 @@ pub mod endpoint;
 pub mod health;
 pub mod retry;
 pub mod service;
+pub mod window;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::window::{Window, now_ms};
 use crate::config::Duration as ConfigDuration;
 
 /// Concurrency limits of one service (Envoy's circuit-breaker thresholds).
@@ -93,17 +94,6 @@ impl BreakerState {
 const CLOSED: u8 = 0;
 const OPEN: u8 = 1;
 const HALF_OPEN: u8 = 2;
-/// Number of buckets the ratio window is cut into.
-const BUCKETS: usize = 10;
-
-/// One slice of the sliding window: which slice number it holds and its counts.
-#[derive(Debug, Default)]
-struct Bucket {
-    epoch: AtomicU64,
-    total: AtomicU32,
-    failures: AtomicU32,
-}
-
 /// The breaker of one service. Lock-free: every request touches it twice.
 #[derive(Debug)]
 pub struct Breaker {
@@ -117,19 +107,12 @@ pub struct Breaker {
     consecutive: AtomicU32,
     probes_sent: AtomicU32,
     probes_ok: AtomicU32,
-    buckets: [Bucket; BUCKETS],
-}
-
-fn now_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    ORIGIN
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
+    window: Window,
 }
 
 impl Breaker {
     pub fn new(limits: LimitSettings, failure: FailureBreakerSettings) -> Self {
+        let window = Window::new(failure.window.get());
         Breaker {
             limits,
             failure,
@@ -141,7 +124,7 @@ impl Breaker {
             consecutive: AtomicU32::new(0),
             probes_sent: AtomicU32::new(0),
             probes_ok: AtomicU32::new(0),
-            buckets: Default::default(),
+            window,
         }
     }
 
@@ -234,11 +217,7 @@ impl Breaker {
     /// Ends an admitted request with its outcome (`failed`: 5xx, connect error or timeout).
     pub fn finish(&self, failed: bool) {
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let bucket = self.bucket();
-        bucket.total.fetch_add(1, Ordering::Relaxed);
-        if failed {
-            bucket.failures.fetch_add(1, Ordering::Relaxed);
-        }
+        self.window.add(1, u32::from(failed));
         match self.state.load(Ordering::Acquire) {
             HALF_OPEN => {
                 if failed {
@@ -257,7 +236,7 @@ impl Breaker {
                             .is_ok()
                     {
                         self.consecutive.store(0, Ordering::Release);
-                        self.reset_window();
+                        self.window.reset();
                         tracing::info!("circuit breaker closed: the service recovered");
                     }
                 }
@@ -272,9 +251,9 @@ impl Breaker {
                 if f.consecutive_failures > 0 && streak >= f.consecutive_failures {
                     self.open("consecutive failures");
                 } else if f.failure_ratio > 0.0 {
-                    let (total, failures) = self.window_counts();
-                    if total >= f.min_requests
-                        && f64::from(failures) / f64::from(total) >= f.failure_ratio
+                    let (total, failures) = self.window.totals();
+                    if total >= u64::from(f.min_requests)
+                        && failures as f64 / total as f64 >= f.failure_ratio
                     {
                         self.open("failure ratio");
                     }
@@ -289,45 +268,6 @@ impl Breaker {
         let prev = self.state.swap(OPEN, Ordering::AcqRel);
         if prev != OPEN {
             tracing::warn!(reason = why, cooldown = ?self.failure.cooldown.get(), "circuit breaker opened");
-        }
-    }
-
-    fn bucket_len_ms(&self) -> u64 {
-        (self.failure.window.get().as_millis() as u64 / BUCKETS as u64).max(1)
-    }
-
-    fn bucket(&self) -> &Bucket {
-        let epoch = now_ms() / self.bucket_len_ms();
-        let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
-        let old = b.epoch.load(Ordering::Acquire);
-        if old != epoch
-            && b.epoch
-                .compare_exchange(old, epoch, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            b.total.store(0, Ordering::Release);
-            b.failures.store(0, Ordering::Release);
-        }
-        b
-    }
-
-    fn window_counts(&self) -> (u32, u32) {
-        let epoch = now_ms() / self.bucket_len_ms();
-        self.buckets
-            .iter()
-            .filter(|b| epoch.saturating_sub(b.epoch.load(Ordering::Acquire)) < BUCKETS as u64)
-            .fold((0, 0), |(t, f), b| {
-                (
-                    t + b.total.load(Ordering::Relaxed),
-                    f + b.failures.load(Ordering::Relaxed),
-                )
-            })
-    }
-
-    fn reset_window(&self) {
-        for b in &self.buckets {
-            b.total.store(0, Ordering::Release);
-            b.failures.store(0, Ordering::Release);
         }
     }
 }

@@ -1,11 +1,11 @@
 //! Retry policy: which failures are retried, how many times, with what back-off, and the retry
 //! budget that keeps retries from multiplying load on a struggling service.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::window::Window;
 use crate::config::{ByteSize, Duration as ConfigDuration};
 
 /// Failure kinds a policy can retry on (names as in Envoy's `retry_on`).
@@ -177,77 +177,34 @@ pub fn is_idempotent(m: &http::Method) -> bool {
     )
 }
 
-const BUCKETS: usize = 10;
-
-#[derive(Debug, Default)]
-struct Bucket {
-    epoch: AtomicU64,
-    requests: AtomicU32,
-    retries: AtomicU32,
-}
-
 /// The sliding-window budget of one service.
 #[derive(Debug)]
 pub struct RetryBudget {
     settings: BudgetSettings,
-    buckets: [Bucket; BUCKETS],
-}
-
-fn now_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    ORIGIN
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
+    window: Window,
 }
 
 impl RetryBudget {
     pub fn new(settings: BudgetSettings) -> Self {
         RetryBudget {
+            window: Window::new(settings.window.get()),
             settings,
-            buckets: Default::default(),
         }
-    }
-
-    fn bucket_ms(&self) -> u64 {
-        (self.settings.window.get().as_millis() as u64 / BUCKETS as u64).max(1)
-    }
-
-    fn current(&self) -> &Bucket {
-        let epoch = now_ms() / self.bucket_ms();
-        let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
-        let old = b.epoch.load(Ordering::Acquire);
-        if old != epoch
-            && b.epoch
-                .compare_exchange(old, epoch, Ordering::AcqRel, Ordering::Acquire)
-                .is_ok()
-        {
-            b.requests.store(0, Ordering::Release);
-            b.retries.store(0, Ordering::Release);
-        }
-        b
     }
 
     /// Counts an original request (a deposit).
     pub fn deposit(&self) {
-        self.current().requests.fetch_add(1, Ordering::Relaxed);
+        self.window.add(1, 0);
     }
 
     /// Takes one retry from the budget; false when the budget is spent.
     pub fn withdraw(&self) -> bool {
-        let epoch = now_ms() / self.bucket_ms();
-        let (mut requests, mut retries) = (0u64, 0u64);
-        for b in &self.buckets {
-            if epoch.saturating_sub(b.epoch.load(Ordering::Acquire)) < BUCKETS as u64 {
-                requests += u64::from(b.requests.load(Ordering::Relaxed));
-                retries += u64::from(b.retries.load(Ordering::Relaxed));
-            }
-        }
+        let (requests, retries) = self.window.totals();
         let window_secs = self.settings.window.get().as_secs_f64().max(0.001);
         let floor = f64::from(self.settings.min_per_second) * window_secs;
         let allowed = floor.max(self.settings.ratio * requests as f64);
         if (retries as f64) < allowed {
-            self.current().retries.fetch_add(1, Ordering::Relaxed);
+            self.window.add(0, 1);
             true
         } else {
             false

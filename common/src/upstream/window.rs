@@ -1,0 +1,84 @@
+//! A lock-free sliding window of two counters (requests and failures, or requests and
+//! retries), cut into ten buckets: what the failure breaker and the retry budget count over.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Number of buckets the window is cut into: the window slides in tenths.
+const BUCKETS: usize = 10;
+
+/// Milliseconds since a process-wide origin.
+pub(crate) fn now_ms() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// One slice of the window: which slice number it holds and its counts.
+#[derive(Debug, Default)]
+struct Bucket {
+    epoch: AtomicU64,
+    first: AtomicU32,
+    second: AtomicU32,
+}
+
+/// Two counters over the last `window`.
+#[derive(Debug)]
+pub struct Window {
+    bucket_ms: u64,
+    buckets: [Bucket; BUCKETS],
+}
+
+impl Window {
+    pub fn new(window: Duration) -> Self {
+        Window {
+            bucket_ms: (window.as_millis() as u64 / BUCKETS as u64).max(1),
+            buckets: Default::default(),
+        }
+    }
+
+    /// Adds to the current bucket, first emptying it if it held an older slice.
+    pub fn add(&self, first: u32, second: u32) {
+        let epoch = now_ms() / self.bucket_ms;
+        let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
+        let old = b.epoch.load(Ordering::Acquire);
+        if old != epoch
+            && b.epoch
+                .compare_exchange(old, epoch, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            b.first.store(0, Ordering::Release);
+            b.second.store(0, Ordering::Release);
+        }
+        if first > 0 {
+            b.first.fetch_add(first, Ordering::Relaxed);
+        }
+        if second > 0 {
+            b.second.fetch_add(second, Ordering::Relaxed);
+        }
+    }
+
+    /// Both counters summed over the window.
+    pub fn totals(&self) -> (u64, u64) {
+        let epoch = now_ms() / self.bucket_ms;
+        self.buckets
+            .iter()
+            .filter(|b| epoch.saturating_sub(b.epoch.load(Ordering::Acquire)) < BUCKETS as u64)
+            .fold((0, 0), |(f, s), b| {
+                (
+                    f + u64::from(b.first.load(Ordering::Relaxed)),
+                    s + u64::from(b.second.load(Ordering::Relaxed)),
+                )
+            })
+    }
+
+    /// Empties the window.
+    pub fn reset(&self) {
+        for b in &self.buckets {
+            b.first.store(0, Ordering::Release);
+            b.second.store(0, Ordering::Release);
+        }
+    }
+}
