@@ -21,10 +21,21 @@ pub type ClientResult = Result<http::Response<Incoming>, hyper_util::client::leg
 /// (60s in Gatehouse, nginx and Envoy) so we close first and never reuse a half-closed one.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(50);
 
+pub mod unix;
+
+/// How connections are made.
+#[derive(Clone)]
+enum Transport {
+    /// TCP, with TLS when the URI says `https`.
+    Tcp(Client<HttpsConnector<HttpConnector>, ProxyBody>),
+    /// One Unix domain socket, whatever the URI's authority.
+    Unix(Client<unix::UnixConnector, ProxyBody>),
+}
+
 /// A pooled client for one service.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    inner: Client<HttpsConnector<HttpConnector>, ProxyBody>,
+    inner: Transport,
     scheme: http::uri::Scheme,
 }
 
@@ -69,23 +80,21 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .http2_adaptive_window(true)
-            .http1_max_headers(512);
-        if protocol == UpstreamProtocol::H2c {
-            builder.http2_only(true);
-        }
         let scheme = match protocol {
             UpstreamProtocol::Https => http::uri::Scheme::HTTPS,
             _ => http::uri::Scheme::HTTP,
         };
         UpstreamClient {
-            inner: builder.build(connector),
+            inner: Transport::Tcp(builder(protocol).build(connector)),
             scheme,
+        }
+    }
+
+    /// A client that reaches its service over the Unix socket `path` (HTTP/1.1 or h2c).
+    pub fn unix(protocol: UpstreamProtocol, path: &std::path::Path) -> Self {
+        UpstreamClient {
+            inner: Transport::Unix(builder(protocol).build(unix::UnixConnector::new(path))),
+            scheme: http::uri::Scheme::HTTP,
         }
     }
 
@@ -96,6 +105,24 @@ impl UpstreamClient {
 
     /// Sends a request whose URI is already absolute (scheme and endpoint authority).
     pub async fn send(&self, req: http::Request<ProxyBody>) -> ClientResult {
-        self.inner.request(req).await
+        match &self.inner {
+            Transport::Tcp(c) => c.request(req).await,
+            Transport::Unix(c) => c.request(req).await,
+        }
     }
+}
+
+/// The client settings shared by every transport.
+fn builder(protocol: UpstreamProtocol) -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .http2_adaptive_window(true)
+        .http1_max_headers(512);
+    if protocol == UpstreamProtocol::H2c {
+        builder.http2_only(true);
+    }
+    builder
 }

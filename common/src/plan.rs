@@ -200,7 +200,9 @@ fn build_services(
     for (name, svc) in &s.services {
         let at = |key: &str| format!("services.{name}.{key}");
         let discovery = discovery_settings(svc, src, &at)?;
-        discovery::validate(&discovery, &format!("services.{name}"), src)?;
+        if svc.unix_socket.is_none() {
+            discovery::validate(&discovery, &format!("services.{name}"), src)?;
+        }
         let balancer =
             BalancerSettings::from_parts(svc.balancer, svc.hash_on.as_ref()).map_err(|msg| {
                 src.error_at(
@@ -235,7 +237,16 @@ fn build_services(
             ),
             (None, _) => None,
         };
-        let client = UpstreamClient::new(svc.protocol, tls, connect);
+        let client = match &svc.unix_socket {
+            Some(_) if svc.protocol == UpstreamProtocol::Https => {
+                return Err(src.error_at(
+                    &at("unix_socket"),
+                    "a Unix socket takes `protocol: http1` or `h2c`",
+                ));
+            }
+            Some(path) => UpstreamClient::unix(svc.protocol, path),
+            None => UpstreamClient::new(svc.protocol, tls, connect),
+        };
         let resolver = resolver().map_err(|e| src.error_at(&at("dns"), chain(&e)))?;
         out.insert(
             name.clone(),
@@ -264,12 +275,28 @@ fn resolver() -> Result<DnsResolver, discovery::DnsError> {
     Ok(RESOLVER.get_or_init(|| r).clone())
 }
 
-/// Exactly one of `endpoints`, `dns`, `dns_srv`.
+/// The endpoint address standing for a Unix socket service.
+const UNIX_STAND_IN: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// Exactly one of `endpoints`, `dns`, `dns_srv`, `unix_socket`.
 fn discovery_settings(
     svc: &ServiceSettings,
     src: &Source,
     at: &dyn Fn(&str) -> String,
 ) -> Result<DiscoverySettings, ConfigError> {
+    if svc.unix_socket.is_some() {
+        if !svc.endpoints.is_empty() || svc.dns.is_some() || svc.dns_srv.is_some() {
+            return Err(src.error_at(
+                &at("unix_socket"),
+                "use only one of `endpoints`, `dns`, `dns_srv` and `unix_socket`",
+            ));
+        }
+        // One stand-in endpoint: balancing, breakers and metrics work per endpoint.
+        return Ok(DiscoverySettings::Static(vec![
+            crate::upstream::discovery::EndpointSettings::Plain(UNIX_STAND_IN),
+        ]));
+    }
     match (svc.endpoints.is_empty(), &svc.dns, &svc.dns_srv) {
         (false, None, None) => Ok(DiscoverySettings::Static(svc.endpoints.clone())),
         (true, Some(d), None) => Ok(DiscoverySettings::Dns(d.clone())),

@@ -270,6 +270,10 @@ pub struct ServiceSettings {
     /// Endpoints from SRV records: `_http._tcp.name` or `{name, refresh}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns_srv: Option<DnsSrvSettings>,
+    /// The service listens on this Unix domain socket (e.g. a sidecar's local app), HTTP/1.1 or
+    /// h2c. The endpoint table then shows one endpoint, `127.0.0.1:0`, standing for the socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unix_socket: Option<PathBuf>,
     #[serde(default)]
     pub protocol: UpstreamProtocol,
     /// TLS towards the service (with `protocol: https`).
