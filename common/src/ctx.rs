@@ -26,6 +26,9 @@ pub struct RequestCtx {
     pub client_addr: SocketAddr,
     /// Name of the listener that accepted the connection.
     pub listener: Arc<str>,
+    /// A gRPC request (`content-type: application/grpc…`): refusals are answered with
+    /// `grpc-status` instead of problem+json.
+    pub grpc: bool,
     /// Whether the downstream connection used TLS (sets `X-Forwarded-Proto`).
     pub tls: bool,
     /// The peer's SPIFFE ID when the connection was mTLS.

@@ -58,6 +58,7 @@ where
         start: Instant::now(),
         client_addr: conn.client_addr,
         listener: conn.listener.clone(),
+        grpc: headers::is_grpc(req.headers()),
         tls: conn.tls,
         peer_identity: conn.peer_identity.clone(),
         method: req.method().clone(),
@@ -80,7 +81,7 @@ where
         path = %ctx.path,
     );
     let bytes_in = Arc::new(AtomicU64::new(0));
-    let grpc = headers::is_grpc(req.headers());
+    let grpc = ctx.grpc;
     let result = proxy(&plan, &shared.metrics, &mut ctx, req, bytes_in.clone())
         .instrument(span.clone())
         .await;

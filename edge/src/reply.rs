@@ -2,10 +2,11 @@
 
 use gatehouse_common::body::ProxyBody;
 use gatehouse_common::ctx::RequestCtx;
-use gatehouse_common::respond::problem_response;
+use gatehouse_common::respond::{grpc_code, grpc_response, problem_response};
 use http::{HeaderValue, Response, StatusCode, header};
 
-/// A problem response for this request.
+/// A problem response for this request (a trailers-only gRPC status for gRPC callers, so
+/// their client libraries report UNAUTHENTICATED, PERMISSION_DENIED, RESOURCE_EXHAUSTED…).
 pub fn problem(
     ctx: &RequestCtx,
     status: StatusCode,
@@ -13,6 +14,9 @@ pub fn problem(
     title: &str,
     detail: impl Into<String>,
 ) -> Response<ProxyBody> {
+    if ctx.grpc {
+        return grpc_response(grpc_code(status), &detail.into(), &ctx.request_id);
+    }
     problem_response(
         status,
         slug,

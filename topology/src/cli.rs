@@ -35,6 +35,26 @@ enum Command {
     /// Runs one demo service until SIGINT or SIGTERM. Prints one JSON line with the bound
     /// addresses once it serves.
     Service(ServiceArgs),
+    /// Runs the whole topology (PKI, services, sidecars, internal gateway, edge) until SIGINT or
+    /// SIGTERM; writes STATE_DIR/topology.json once ready.
+    Up(UpArgs),
+}
+
+#[derive(Debug, Args)]
+struct UpArgs {
+    /// State directory: certificates, logs, topology.json.
+    #[arg(long, value_name = "DIR", default_value = ".gatehouse")]
+    state_dir: PathBuf,
+    /// Port layout: the edge on BASE, the internal gateway on BASE+1, the rest on BASE+2..BASE+103.
+    /// Default: edge 8443, internal 9443, the rest 19000..19101.
+    #[arg(long, value_name = "BASE")]
+    port_base: Option<u16>,
+    /// The config templates (default: topology/config).
+    #[arg(long, value_name = "DIR")]
+    config_dir: Option<PathBuf>,
+    /// Do not run `cargo build` for the gateway binaries first.
+    #[arg(long)]
+    no_build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +109,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Service(args) => runtime.block_on(run_service(args)),
+        Command::Up(args) => runtime.block_on(run_up(args)),
     }
 }
 
@@ -121,6 +142,32 @@ async fn run_service(args: ServiceArgs) -> ExitCode {
     shutdown_signal().await;
     tracing::info!("stopping");
     running.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn run_up(args: UpArgs) -> ExitCode {
+    let opts = crate::up::UpOptions {
+        state_dir: args.state_dir,
+        port_base: args.port_base,
+        config_dir: args.config_dir,
+        build: !args.no_build,
+        ..crate::up::UpOptions::default()
+    };
+    let topo = tokio::select! {
+        topo = crate::up::up(opts) => topo,
+        () = shutdown_signal() => return ExitCode::SUCCESS,
+    };
+    let topo = match topo {
+        Ok(topo) => topo,
+        Err(e) => {
+            eprintln!("gatehouse-topology: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", crate::up::summary(&topo));
+    shutdown_signal().await;
+    eprintln!("gatehouse-topology: stopping");
+    topo.shutdown().await;
     ExitCode::SUCCESS
 }
 

@@ -18,6 +18,7 @@ mod service_name;
 mod services;
 mod shop;
 mod state;
+pub mod up;
 
 /// Generated gRPC code of `proto/orders.proto` (package `shop.orders.v1`): messages, the
 /// `orders_client::OrdersClient` and `orders_server::OrdersServer`.

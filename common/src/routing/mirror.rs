@@ -109,6 +109,7 @@ impl Mirror {
             start: Instant::now(),
             client_addr: ctx.client_addr,
             listener: ctx.listener.clone(),
+            grpc: ctx.grpc,
             tls: ctx.tls,
             peer_identity: ctx.peer_identity.clone(),
             method: ctx.method.clone(),

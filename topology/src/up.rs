@@ -1,0 +1,697 @@
+//! `gatehouse-topology up`: the whole demo on one machine, as child processes.
+//!
+//! [`up`] creates the dev PKI and JWT keys (`STATE/certs/`), starts every demo service with its
+//! sidecar, the internal gateway and the edge (configs from `topology/config/`, filled in with
+//! `GH_*` environment variables), waits until every admin `/readyz` answers 200 and writes
+//! `STATE/topology.json`. The returned [`Topology`] owns the children: [`Topology::shutdown`]
+//! stops them (SIGTERM, wait, SIGKILL), and dropping it kills them.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use gatehouse_certs::layout::{self, InitOptions};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+
+use crate::{DEMO_CLIENTS, ServiceName};
+
+/// Where the edge listens by default (HTTPS).
+pub const DEFAULT_EDGE_PORT: u16 = 8443;
+/// Where the internal gateway listens by default (mTLS).
+pub const DEFAULT_INTERNAL_PORT: u16 = 9443;
+/// First of the ports of everything else by default: 19000–19101.
+pub const DEFAULT_OTHER_PORTS: u16 = 19000;
+
+/// The service instances, in start order: name, service, instance number.
+const INSTANCES: [(&str, ServiceName, u32); 9] = [
+    ("idp", ServiceName::Idp, 1),
+    ("catalog-1", ServiceName::Catalog, 1),
+    ("catalog-2", ServiceName::Catalog, 2),
+    ("reviews", ServiceName::Reviews, 1),
+    ("pricing", ServiceName::Pricing, 1),
+    ("inventory", ServiceName::Inventory, 1),
+    ("users", ServiceName::Users, 1),
+    ("orders", ServiceName::Orders, 1),
+    ("echo", ServiceName::Echo, 1),
+];
+
+/// How to run the topology.
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// State directory (certificates, logs, `topology.json`); default `.gatehouse`.
+    pub state_dir: PathBuf,
+    /// `None`: edge on 8443, internal on 9443, the rest on 19000–19101. `Some(B)`: the edge
+    /// on B, the internal gateway on B+1, the rest on B+2–B+103.
+    pub port_base: Option<u16>,
+    /// Where `gatehouse-edge`, `-internal`, `-sidecar` and `-topology` are; default: beside the
+    /// current executable.
+    pub bin_dir: Option<PathBuf>,
+    /// The config templates; default `topology/config` in the working directory, else the one
+    /// of this source tree.
+    pub config_dir: Option<PathBuf>,
+    /// Run `cargo build` for the gateway binaries first (when started by `cargo run`).
+    pub build: bool,
+    /// How long to wait for every `/readyz`.
+    pub ready_timeout: Duration,
+}
+
+impl Default for UpOptions {
+    fn default() -> Self {
+        UpOptions {
+            state_dir: PathBuf::from(".gatehouse"),
+            port_base: None,
+            bin_dir: None,
+            config_dir: None,
+            build: false,
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a process is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Edge,
+    Internal,
+    Sidecar,
+    Service,
+}
+
+impl Role {
+    /// As in `topology.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Edge => "edge",
+            Role::Internal => "internal",
+            Role::Sidecar => "sidecar",
+            Role::Service => "service",
+        }
+    }
+}
+
+/// One child process of the topology.
+#[derive(Debug)]
+pub struct Process {
+    /// `edge`, `internal`, `catalog-1`, `catalog-1-sidecar`, ...
+    pub name: String,
+    pub role: Role,
+    /// The demo service (services and sidecars).
+    pub service: Option<ServiceName>,
+    /// Listeners by kind: `https`, `http`, `grpc`, `inbound`, `outbound`.
+    pub listen: BTreeMap<&'static str, SocketAddr>,
+    pub admin: SocketAddr,
+    /// The config file (gateways and sidecars).
+    pub config: Option<PathBuf>,
+    /// The process id at start.
+    pub pid: u32,
+    child: Option<Child>,
+}
+
+/// The running topology. Dropping it kills every child (SIGKILL); [`Topology::shutdown`] stops
+/// them cleanly.
+#[derive(Debug)]
+pub struct Topology {
+    pub state_dir: PathBuf,
+    pub cert_dir: PathBuf,
+    pub processes: Vec<Process>,
+    /// How long from the start of [`up`] until everything was ready.
+    pub ready_after: Duration,
+}
+
+impl Topology {
+    /// The process named `name`.
+    pub fn process(&self, name: &str) -> Option<&Process> {
+        self.processes.iter().find(|p| p.name == name)
+    }
+
+    /// The edge's HTTPS address.
+    pub fn edge_https(&self) -> SocketAddr {
+        self.process("edge")
+            .and_then(|p| p.listen.get("https").copied())
+            .unwrap_or_else(|| SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_EDGE_PORT)))
+    }
+
+    /// `topology.json`, per the contract of `topology/README.md`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let processes: Vec<_> = self
+            .processes
+            .iter()
+            .map(|p| {
+                let mut v = json!({
+                    "name": p.name,
+                    "role": p.role.as_str(),
+                    "pid": p.pid,
+                    "listen": p.listen.iter().map(|(k, a)| (k.to_string(), json!(a.to_string()))).collect::<serde_json::Map<_, _>>(),
+                    "admin": p.admin.to_string(),
+                });
+                if let Some(s) = p.service {
+                    v["service"] = json!(s.as_str());
+                }
+                if let Some(c) = &p.config {
+                    v["config"] = json!(c.display().to_string());
+                }
+                v
+            })
+            .collect();
+        let clients: Vec<_> = DEMO_CLIENTS
+            .iter()
+            .map(|c| json!({"client_id": c.client_id, "client_secret": c.client_secret, "scopes": c.scopes}))
+            .collect();
+        json!({
+            "cert_dir": self.cert_dir.display().to_string(),
+            "processes": processes,
+            "demo_clients": clients,
+        })
+    }
+
+    /// Kills one process at once (SIGKILL), for fault tests; true if it was running.
+    pub async fn kill(&mut self, name: &str) -> bool {
+        let Some(p) = self.processes.iter_mut().find(|p| p.name == name) else {
+            return false;
+        };
+        match p.child.take() {
+            Some(mut child) => {
+                let _ = child.kill().await;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every child: SIGTERM, up to 5 seconds to exit, then SIGKILL. Edge first, services
+    /// last.
+    pub async fn shutdown(mut self) {
+        let mut children: Vec<(String, Child)> = self
+            .processes
+            .iter_mut()
+            .rev()
+            .filter_map(|p| p.child.take().map(|c| (p.name.clone(), c)))
+            .collect();
+        for (_, child) in &children {
+            if let Some(pid) = child.id() {
+                terminate(pid).await;
+            }
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for (name, child) in &mut children {
+            match tokio::time::timeout_at(deadline, child.wait()).await {
+                Ok(_) => {}
+                Err(_) => {
+                    eprintln!("gatehouse-topology: {name} did not stop in time; killing it");
+                    let _ = child.kill().await;
+                }
+            }
+        }
+    }
+}
+
+/// Sends SIGTERM (via kill(1): this crate has no unsafe code).
+async fn terminate(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}
+
+/// Every address of the topology.
+#[derive(Debug, Clone)]
+struct Ports {
+    edge_https: u16,
+    edge_admin: u16,
+    internal: u16,
+    internal_admin: u16,
+    /// First port of the instances: 4 each (app, app admin, sidecar inbound, sidecar admin).
+    instances: u16,
+    orders_outbound: u16,
+}
+
+impl Ports {
+    fn new(base: Option<u16>) -> anyhow::Result<Self> {
+        let (edge, internal, rest) = match base {
+            None => (
+                DEFAULT_EDGE_PORT,
+                DEFAULT_INTERNAL_PORT,
+                DEFAULT_OTHER_PORTS,
+            ),
+            Some(b) => {
+                if b == 0 || b > u16::MAX - 110 {
+                    bail!("--port-base must be between 1 and {}", u16::MAX - 110);
+                }
+                (b, b + 1, b + 2)
+            }
+        };
+        Ok(Ports {
+            edge_https: edge,
+            internal,
+            edge_admin: rest,
+            internal_admin: rest + 1,
+            instances: rest + 10,
+            orders_outbound: rest + 101,
+        })
+    }
+
+    /// (app, app admin, sidecar inbound, sidecar admin) of instance `i`.
+    fn instance(&self, i: usize) -> [u16; 4] {
+        let p = self.instances + 4 * i as u16;
+        [p, p + 1, p + 2, p + 3]
+    }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
+}
+
+/// `catalog-1` → `CATALOG_1`.
+fn env_name(name: &str) -> String {
+    name.to_uppercase().replace('-', "_")
+}
+
+fn default_config_dir() -> PathBuf {
+    let local = PathBuf::from("topology/config");
+    if local.join("edge.yaml").exists() {
+        local
+    } else {
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+    }
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))
+}
+
+/// Creates `cert_dir` with the CA, the gateway and service identities and the JWT keys (kept
+/// when they exist).
+pub fn ensure_pki(cert_dir: &Path) -> anyhow::Result<()> {
+    let mut services: Vec<String> = Vec::new();
+    for (_, s, _) in INSTANCES {
+        if !services.iter().any(|n| n == s.as_str()) {
+            services.push(s.as_str().to_owned());
+        }
+    }
+    let opts = InitOptions {
+        services,
+        ..InitOptions::default()
+    };
+    layout::init_dir(cert_dir, &opts)
+        .with_context(|| format!("cannot create the dev PKI in {}", cert_dir.display()))?;
+    layout::ensure_jwt_keys(cert_dir, None)
+        .with_context(|| format!("cannot create the JWT keys in {}", cert_dir.display()))?;
+    Ok(())
+}
+
+/// The `GH_*` variables every config may use (each process also gets its own `GH_SIDECAR_*`,
+/// `GH_APP*` and `GH_SERVICE`).
+fn shared_env(ports: &Ports, cert_dir: &Path) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    env.insert("GH_CERTS".into(), cert_dir.display().to_string());
+    let mut put = |k: &str, port: u16| {
+        env.insert(k.to_owned(), local(port).to_string());
+    };
+    put("GH_EDGE_HTTPS", ports.edge_https);
+    put("GH_EDGE_ADMIN", ports.edge_admin);
+    put("GH_INTERNAL", ports.internal);
+    put("GH_INTERNAL_ADMIN", ports.internal_admin);
+    put("GH_ORDERS_OUTBOUND", ports.orders_outbound);
+    for (i, (name, _, _)) in INSTANCES.iter().enumerate() {
+        let [app, app_admin, inbound, sidecar_admin] = ports.instance(i);
+        let n = env_name(name);
+        put(&format!("GH_{n}_APP"), app);
+        put(&format!("GH_{n}_APP_ADMIN"), app_admin);
+        put(&format!("GH_{n}_SIDECAR"), inbound);
+        put(&format!("GH_{n}_SIDECAR_ADMIN"), sidecar_admin);
+    }
+    env
+}
+
+/// The environment for validating the configs without starting anything (tests).
+pub fn config_env(
+    port_base: Option<u16>,
+    cert_dir: &Path,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let ports = Ports::new(port_base)?;
+    let mut env = shared_env(&ports, cert_dir);
+    // Those of one sidecar (orders: the one with every variable).
+    let i = INSTANCES
+        .iter()
+        .position(|(n, _, _)| *n == "orders")
+        .unwrap_or(0);
+    env.extend(sidecar_env(&ports, i));
+    Ok(env.into_iter().collect())
+}
+
+fn sidecar_env(ports: &Ports, i: usize) -> BTreeMap<String, String> {
+    let (_, service, _) = INSTANCES[i];
+    let [app, app_admin, inbound, admin] = ports.instance(i);
+    let mut env = BTreeMap::new();
+    env.insert("GH_SERVICE".into(), service.as_str().to_owned());
+    env.insert("GH_APP".into(), local(app).to_string());
+    env.insert("GH_APP_ADMIN".into(), local(app_admin).to_string());
+    env.insert("GH_SIDECAR_INBOUND".into(), local(inbound).to_string());
+    env.insert("GH_SIDECAR_ADMIN".into(), local(admin).to_string());
+    env.insert(
+        "GH_SIDECAR_OUTBOUND".into(),
+        local(ports.orders_outbound).to_string(),
+    );
+    env
+}
+
+/// The sidecar config template of `service`, in the config directory.
+pub fn sidecar_config(service: ServiceName) -> &'static str {
+    match service {
+        ServiceName::Orders => "sidecar-orders.yaml",
+        ServiceName::Inventory | ServiceName::Pricing => "sidecar-orders-callee.yaml",
+        _ => "sidecar.yaml",
+    }
+}
+
+/// Builds the gateway binaries with the cargo that runs us (`cargo run` sets `CARGO`).
+async fn build_gateways(bin_dir: &Path) -> anyhow::Result<()> {
+    let Some(cargo) = std::env::var_os("CARGO") else {
+        return Ok(());
+    };
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--bins",
+        "-p",
+        "gatehouse-edge",
+        "-p",
+        "gatehouse-internal",
+        "-p",
+        "gatehouse-sidecar",
+    ]);
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    eprintln!("gatehouse-topology: building the gateway binaries (cargo build --bins)");
+    let status = cmd.status().await.context("cannot run cargo")?;
+    if !status.success() {
+        bail!("cargo build of the gateway binaries failed ({status})");
+    }
+    Ok(())
+}
+
+struct Spawner<'a> {
+    bin_dir: &'a Path,
+    log_dir: &'a Path,
+    env: &'a BTreeMap<String, String>,
+}
+
+impl Spawner<'_> {
+    fn spawn(
+        &self,
+        name: &str,
+        binary: &str,
+        args: &[String],
+        extra_env: &BTreeMap<String, String>,
+    ) -> anyhow::Result<Child> {
+        let path = self.bin_dir.join(binary);
+        if !path.exists() {
+            bail!(
+                "{} not found: build the binaries first (cargo build --release --bins)",
+                path.display()
+            );
+        }
+        let log = self.log_dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let err = out.try_clone().context("cannot open the log")?;
+        Command::new(&path)
+            .args(args)
+            .envs(self.env)
+            .envs(extra_env)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", path.display()))
+    }
+}
+
+/// Starts the whole topology and waits until it is ready. See the module documentation.
+pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
+    let started = Instant::now();
+    let ports = Ports::new(opts.port_base)?;
+    let bin_dir = match &opts.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()
+            .context("cannot find the current executable")?
+            .parent()
+            .map(Path::to_path_buf)
+            .context("the current executable has no directory")?,
+    };
+    if opts.build {
+        build_gateways(&bin_dir).await?;
+    }
+    let config_dir = absolute(&opts.config_dir.clone().unwrap_or_else(default_config_dir))?;
+    std::fs::create_dir_all(&opts.state_dir)
+        .with_context(|| format!("cannot create {}", opts.state_dir.display()))?;
+    let state_dir = absolute(&opts.state_dir)?;
+    let cert_dir = state_dir.join("certs");
+    let log_dir = state_dir.join("logs");
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("cannot create {}", log_dir.display()))?;
+    {
+        let cert_dir = cert_dir.clone();
+        tokio::task::spawn_blocking(move || ensure_pki(&cert_dir))
+            .await
+            .context("PKI task failed")??;
+    }
+    let env = shared_env(&ports, &cert_dir);
+    let spawner = Spawner {
+        bin_dir: &bin_dir,
+        log_dir: &log_dir,
+        env: &env,
+    };
+    let mut topo = Topology {
+        state_dir: state_dir.clone(),
+        cert_dir: cert_dir.clone(),
+        processes: Vec::new(),
+        ready_after: Duration::ZERO,
+    };
+    let none = BTreeMap::new();
+    let config_arg =
+        |file: &Path| -> Vec<String> { vec!["--config".into(), file.display().to_string()] };
+
+    // Services first, then their sidecars, the internal gateway and the edge.
+    for (i, (name, service, instance)) in INSTANCES.iter().copied().enumerate() {
+        let [app, app_admin, _, _] = ports.instance(i);
+        let mut args: Vec<String> = vec![
+            "service".into(),
+            service.as_str().into(),
+            "--listen".into(),
+            local(app).to_string(),
+            "--admin".into(),
+            local(app_admin).to_string(),
+            "--instance".into(),
+            instance.to_string(),
+        ];
+        if service == ServiceName::Orders {
+            args.extend([
+                "--upstream-proxy".into(),
+                local(ports.orders_outbound).to_string(),
+            ]);
+        }
+        if service == ServiceName::Idp {
+            let key = cert_dir.join(layout::JWT_KEY);
+            args.extend(["--jwt-key".into(), key.display().to_string()]);
+            args.extend([
+                "--public-url".into(),
+                format!("https://127.0.0.1:{}", ports.edge_https),
+            ]);
+        }
+        let child = spawner.spawn(name, "gatehouse-topology", &args, &none)?;
+        let kind = if service.is_grpc() { "grpc" } else { "http" };
+        topo.processes.push(Process {
+            name: name.to_owned(),
+            role: Role::Service,
+            service: Some(service),
+            listen: BTreeMap::from([(kind, local(app))]),
+            admin: local(app_admin),
+            config: None,
+            pid: child.id().unwrap_or(0),
+            child: Some(child),
+        });
+    }
+    for (i, (name, service, _)) in INSTANCES.iter().copied().enumerate() {
+        let [_, _, inbound, admin] = ports.instance(i);
+        let config = config_dir.join(sidecar_config(service));
+        let sname = format!("{name}-sidecar");
+        let child = spawner.spawn(
+            &sname,
+            "gatehouse-sidecar",
+            &config_arg(&config),
+            &sidecar_env(&ports, i),
+        )?;
+        let mut listen = BTreeMap::from([("inbound", local(inbound))]);
+        if service == ServiceName::Orders {
+            listen.insert("outbound", local(ports.orders_outbound));
+        }
+        topo.processes.push(Process {
+            name: sname,
+            role: Role::Sidecar,
+            service: Some(service),
+            listen,
+            admin: local(admin),
+            config: Some(config),
+            pid: child.id().unwrap_or(0),
+            child: Some(child),
+        });
+    }
+    for (name, role, binary, listen, admin) in [
+        (
+            "internal",
+            Role::Internal,
+            "gatehouse-internal",
+            ("https", ports.internal),
+            ports.internal_admin,
+        ),
+        (
+            "edge",
+            Role::Edge,
+            "gatehouse-edge",
+            ("https", ports.edge_https),
+            ports.edge_admin,
+        ),
+    ] {
+        let config = config_dir.join(format!("{name}.yaml"));
+        let child = spawner.spawn(name, binary, &config_arg(&config), &none)?;
+        topo.processes.push(Process {
+            name: name.to_owned(),
+            role,
+            service: None,
+            listen: BTreeMap::from([(listen.0, local(listen.1))]),
+            admin: local(admin),
+            config: Some(config),
+            pid: child.id().unwrap_or(0),
+            child: Some(child),
+        });
+    }
+
+    wait_ready(&mut topo, &log_dir, opts.ready_timeout).await?;
+    topo.ready_after = started.elapsed();
+    let json =
+        serde_json::to_string_pretty(&topo.to_json()).context("cannot encode topology.json")?;
+    let path = state_dir.join("topology.json");
+    std::fs::write(&path, json + "\n")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(topo)
+}
+
+/// Polls every admin `/readyz` until all answer 200; fails when a child exits or at the timeout.
+async fn wait_ready(topo: &mut Topology, log_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<usize> = (0..topo.processes.len()).collect();
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for i in pending {
+            let p = &mut topo.processes[i];
+            if let Some(child) = p.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                bail!(
+                    "{} exited during start-up ({status}); see {}",
+                    p.name,
+                    log_dir.join(format!("{}.log", p.name)).display()
+                );
+            }
+            if readyz(p.admin).await != Some(200) {
+                still.push(i);
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let names: Vec<_> = pending
+                .iter()
+                .map(|&i| topo.processes[i].name.as_str())
+                .collect();
+            bail!(
+                "not ready after {timeout:?}: {}; logs in {}",
+                names.join(", "),
+                log_dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// The status of `GET /readyz` on `admin`, or `None` when it does not answer.
+async fn readyz(admin: SocketAddr) -> Option<u16> {
+    let fut = async {
+        let mut tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
+        tcp.write_all(b"GET /readyz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut buf = [0u8; 64];
+        let mut n = 0;
+        while n < 12 {
+            let read = tcp.read(&mut buf[n..]).await.ok()?;
+            if read == 0 {
+                return None;
+            }
+            n += read;
+        }
+        std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(1), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+/// The text `up` prints once ready: the endpoints and three curl examples.
+pub fn summary(topo: &Topology) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:<9} {:<40} admin",
+        "process", "role", "listen"
+    );
+    for p in &topo.processes {
+        let listen: Vec<_> = p.listen.iter().map(|(k, a)| format!("{k} {a}")).collect();
+        let _ = writeln!(
+            out,
+            "{:<20} {:<9} {:<40} {}",
+            p.name,
+            p.role.as_str(),
+            listen.join(", "),
+            p.admin
+        );
+    }
+    let edge = topo.edge_https();
+    let ca = topo.cert_dir.join(layout::CA_CERT);
+    let ca = ca.display();
+    let _ = writeln!(
+        out,
+        "\nReady in {:.1}s. State: {}",
+        topo.ready_after.as_secs_f64(),
+        topo.state_dir.join("topology.json").display()
+    );
+    let _ = writeln!(
+        out,
+        "\n# public\ncurl --cacert {ca} https://{edge}/api/catalog/products"
+    );
+    let _ = writeln!(
+        out,
+        "\n# with a token (client web-app)\nTOKEN=$(curl -s --cacert {ca} -u web-app:web-app-dev-secret -d grant_type=client_credentials https://{edge}/oauth/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/')\ncurl --cacert {ca} -H \"authorization: Bearer $TOKEN\" https://{edge}/api/users/me"
+    );
+    let _ = writeln!(
+        out,
+        "\n# rejected: no token, 401\ncurl -i --cacert {ca} https://{edge}/api/users/me"
+    );
+    let _ = writeln!(out, "\nCtrl-C stops everything.");
+    out
+}

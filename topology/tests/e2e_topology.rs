@@ -1,0 +1,282 @@
+//! End-to-end: the whole topology as processes (`gatehouse_topology::up::up`) on a private port
+//! base and state directory, exercised through the edge over TLS.
+//!
+//! Assumes the gateway binaries are built in the same target directory (`cargo build --bins`
+//! first, as scripts/test.sh does): they are looked up beside `gatehouse-topology`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use gatehouse_topology::ServiceName;
+use gatehouse_topology::proto::CreateOrderRequest;
+use gatehouse_topology::proto::orders_client::OrdersClient;
+use gatehouse_topology::up::{Topology, UpOptions, config_env, ensure_pki, sidecar_config, up};
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde_json::Value;
+
+type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_gatehouse-topology"))
+        .parent()
+        .expect("bin dir")
+        .to_path_buf()
+}
+
+fn config_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
+}
+
+/// A port base private to this process (20000–31000, below the usual ephemeral range).
+fn port_base() -> u16 {
+    20_000 + (std::process::id() % 100) as u16 * 110
+}
+
+fn client(ca: &Path, h2: bool) -> Https {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).expect("ca.pem") {
+        roots.add(cert.expect("ca cert")).expect("add root");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("tls versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
+    if h2 {
+        Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .build(builder.enable_http2().build())
+    } else {
+        Client::builder(TokioExecutor::new()).build(builder.enable_http1().build())
+    }
+}
+
+async fn send(c: &Https, req: Request<Full<Bytes>>) -> (StatusCode, http::Version, Bytes) {
+    let res = c.request(req).await.expect("request");
+    let (parts, body) = res.into_parts();
+    let body = body.collect().await.expect("body").to_bytes();
+    (parts.status, parts.version, body)
+}
+
+fn get(url: &str, token: Option<&str>) -> Request<Full<Bytes>> {
+    let mut b = Request::get(url);
+    if let Some(t) = token {
+        b = b.header("authorization", format!("Bearer {t}"));
+    }
+    b.body(Full::default()).expect("request")
+}
+
+async fn token(c: &Https, base: &str, id: &str, secret: &str) -> String {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+    let req = Request::post(format!("{base}/oauth/token"))
+        .header("authorization", format!("Basic {basic}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Full::new(Bytes::from_static(
+            b"grant_type=client_credentials",
+        )))
+        .expect("request");
+    let (status, _, body) = send(c, req).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    v["access_token"].as_str().expect("access_token").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_topology() {
+    let state = tempfile::tempdir().expect("tempdir");
+    let opts = UpOptions {
+        state_dir: state.path().to_path_buf(),
+        port_base: Some(port_base()),
+        bin_dir: Some(bin_dir()),
+        config_dir: Some(config_dir()),
+        build: false,
+        ready_timeout: Duration::from_secs(30),
+    };
+    // The Topology kills its children when dropped, so a panic or the timeout leaves nothing.
+    let mut topo = up(opts).await.expect("topology up");
+    eprintln!("topology ready in {:?}", topo.ready_after);
+    tokio::time::timeout(Duration::from_secs(60), checks(&mut topo))
+        .await
+        .expect("e2e checks within 60s");
+    topo.shutdown().await;
+}
+
+async fn checks(topo: &mut Topology) {
+    // topology.json follows the contract.
+    let json: Value = serde_json::from_slice(
+        &std::fs::read(topo.state_dir.join("topology.json")).expect("topology.json"),
+    )
+    .expect("json");
+    assert_eq!(json["processes"].as_array().map(Vec::len), Some(20));
+    assert_eq!(json["demo_clients"][0]["client_id"], "web-app");
+    let ca = topo.cert_dir.join("ca.pem");
+    let base = format!("https://{}", topo.edge_https());
+    let h1 = client(&ca, false);
+    let h2 = client(&ca, true);
+
+    // Public, over HTTP/1.1 and HTTP/2.
+    for (c, version) in [(&h1, http::Version::HTTP_11), (&h2, http::Version::HTTP_2)] {
+        let (status, v, body) = send(c, get(&format!("{base}/api/catalog/products"), None)).await;
+        assert_eq!((status, v), (StatusCode::OK, version), "{body:?}");
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        assert!(v["products"].as_array().is_some_and(|p| !p.is_empty()));
+    }
+
+    // Token, then /api/users/me shows the subject; 401 without; 403 with the wrong scope.
+    let web = token(&h1, &base, "web-app", "web-app-dev-secret").await;
+    let (status, _, body) = send(&h1, get(&format!("{base}/api/users/me"), Some(&web))).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let me: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(me["subject"], "web-app");
+    assert_eq!(me["issuer"], "gatehouse-dev-idp");
+    let (status, _, _) = send(&h1, get(&format!("{base}/api/users/me"), None)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let mobile = token(&h1, &base, "mobile-app", "mobile-app-dev-secret").await;
+    let (status, _, _) = send(&h1, get(&format!("{base}/api/users/1"), Some(&mobile))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _, _) = send(&h1, get(&format!("{base}/api/users/alice"), Some(&web))).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A spoofed identity header never reaches echo.
+    let mut req = get(&format!("{base}/api/echo/whoami"), Some(&web));
+    req.headers_mut().insert(
+        "x-gatehouse-subject",
+        http::HeaderValue::from_static("admin"),
+    );
+    let (status, _, body) = send(&h1, req).await;
+    assert_eq!(status, StatusCode::OK);
+    let echo: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(
+        echo["headers"]["x-gatehouse-subject"],
+        serde_json::json!(["web-app"])
+    );
+    assert_eq!(echo["path"], "/whoami");
+    assert!(echo["headers"].get("authorization").is_none());
+
+    // gRPC CreateOrder: edge → internal → sidecar → orders → (its sidecar) inventory, pricing.
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(
+            std::fs::read(&ca).expect("ca"),
+        ))
+        .domain_name("127.0.0.1");
+    let channel = tonic::transport::Channel::from_shared(base.clone())
+        .expect("uri")
+        .tls_config(tls)
+        .expect("tls")
+        .connect()
+        .await
+        .expect("grpc connect");
+    let mut orders = OrdersClient::new(channel);
+    let mut req = tonic::Request::new(CreateOrderRequest {
+        product_id: "1001".into(),
+        quantity: 2,
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {web}").parse().expect("metadata"),
+    );
+    let order = orders
+        .create_order(req)
+        .await
+        .expect("CreateOrder")
+        .into_inner();
+    assert_eq!(order.customer, "web-app");
+    assert_eq!(order.status, "CONFIRMED");
+    assert!(order.unit_price_cents > 0);
+    let mut req = tonic::Request::new(CreateOrderRequest {
+        product_id: "1001".into(),
+        quantity: 1,
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {mobile}").parse().expect("metadata"),
+    );
+    let denied = orders
+        .create_order(req)
+        .await
+        .expect_err("mobile-app cannot write");
+    // Refused at the edge, as a gRPC status.
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+
+    // Kill one catalog instance during a loop of 200 requests: zero failures.
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let (c, url, done) = (
+            if w % 2 == 0 { h1.clone() } else { h2.clone() },
+            format!("{base}/api/catalog/products/1001"),
+            done.clone(),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            for _ in 0..50 {
+                let (status, _, body) = send(&c, get(&url, None)).await;
+                if status != StatusCode::OK {
+                    failures.push((status, body));
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            failures
+        }));
+    }
+    while done.load(Ordering::Relaxed) < 40 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert!(topo.kill("catalog-1").await);
+    assert!(topo.kill("catalog-1-sidecar").await);
+    let mut failures = Vec::new();
+    for w in workers {
+        failures.extend(w.await.expect("worker"));
+    }
+    assert_eq!(done.load(Ordering::Relaxed), 200);
+    assert!(
+        failures.is_empty(),
+        "failures after killing catalog-1: {failures:?}"
+    );
+}
+
+/// Every config of topology/config/ passes its binary's `validate`.
+#[test]
+fn configs_validate() {
+    let certs = tempfile::tempdir().expect("tempdir");
+    ensure_pki(certs.path()).expect("pki");
+    let env = config_env(Some(30_000), certs.path()).expect("env");
+    let mut files = vec![
+        ("gatehouse-edge", "edge.yaml".to_owned()),
+        ("gatehouse-internal", "internal.yaml".to_owned()),
+    ];
+    for s in ServiceName::ALL {
+        files.push(("gatehouse-sidecar", sidecar_config(s).to_owned()));
+    }
+    files.sort();
+    files.dedup();
+    for (binary, file) in files {
+        let path = config_dir().join(&file);
+        let out = std::process::Command::new(bin_dir().join(binary))
+            .args(["validate", "--config"])
+            .arg(&path)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap_or_else(|e| panic!("{binary} (run `cargo build --bins` first): {e}"));
+        assert!(
+            out.status.success(),
+            "{binary} validate {file}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
