@@ -15,6 +15,7 @@ use http::Response;
 use crate::body::ProxyBody;
 use crate::config::{ConfigError, Source};
 use crate::ctx::RequestCtx;
+use crate::runtime::{Running, StartError};
 use crate::settings::ProxySettings;
 
 /// What a request phase returns: continue, or answer the client now with this response.
@@ -62,7 +63,16 @@ pub trait Extension: Send + Sync + Debug + 'static {
         source: &Source,
         previous: Option<&Arc<dyn Filter>>,
     ) -> Result<Option<Arc<dyn Filter>>, ConfigError>;
+
+    /// Called once every TCP listener is bound, before `run` returns: a binary starts its own
+    /// listeners here (the edge's HTTP/3 endpoint). An error stops the binary.
+    fn started<'a>(&'a self, _running: &'a Running) -> StartedFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
+
+/// What [`Extension::started`] returns.
+pub type StartedFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StartError>> + Send + 'a>>;
 
 /// No extension: the proxy core alone.
 #[derive(Debug, Default)]

@@ -173,11 +173,17 @@ pub async fn run_with(
         admin_stop.cancel();
         let _ = done_tx.send(true);
     });
-    Ok(Running {
+    let running = Running {
         inner,
         admin_addr,
         done: Arc::new(done_rx),
-    })
+    };
+    // The binary's own listeners (the edge's QUIC endpoint) start once the TCP ones are bound.
+    if let Err(e) = running.inner.ext.started(&running).await {
+        running.shutdown();
+        return Err(e);
+    }
+    Ok(running)
 }
 
 /// Readiness beyond bound listeners: first endpoints of every service, and the optional

@@ -17,6 +17,7 @@ use jsonwebtoken::DecodingKey;
 
 use crate::api_key::{ApiKeys, parse_hash};
 use crate::filter::EdgeFilter;
+use crate::h3::AltSvc;
 use crate::jwt::keys::KeySet;
 use crate::jwt::remote::RemoteKeys;
 use crate::jwt::{Issuer, JwtVerifier, KeySource};
@@ -29,6 +30,8 @@ use crate::ratelimit::{Limiter, LocalLimiter, Quota};
 pub struct EdgeExtension {
     remotes: Mutex<HashMap<(String, u128, u128), Weak<RemoteKeys>>>,
     limiters: Mutex<HashMap<String, (RateLimitSettings, Weak<LocalLimiter>)>>,
+    /// HTTP/3 endpoints to advertise, filled by [`crate::h3::start`].
+    pub alt_svc: Arc<AltSvc>,
 }
 
 impl EdgeExtension {
@@ -273,12 +276,20 @@ pub fn build_filter(
         global_limit,
         trusted_proxies: edge.trusted_proxies.clone(),
         max_uri_bytes: edge.max_uri_bytes.get(),
+        alt_svc: ext.alt_svc.clone(),
     })
 }
 
 impl Extension for EdgeExtension {
     fn reads_edge_section(&self) -> bool {
         true
+    }
+
+    fn started<'a>(
+        &'a self,
+        running: &'a gatehouse_common::runtime::Running,
+    ) -> gatehouse_common::filter::StartedFuture<'a> {
+        Box::pin(async move { crate::h3::start(running, &self.alt_svc).await.map(|_| ()) })
     }
 
     fn build(

@@ -32,6 +32,8 @@ pub struct EdgeFilter {
     pub global_limit: Option<RateLimit>,
     pub trusted_proxies: Vec<IpAddr>,
     pub max_uri_bytes: u64,
+    /// `Alt-Svc` for TCP responses of listeners that also serve HTTP/3.
+    pub alt_svc: Arc<crate::h3::AltSvc>,
 }
 
 /// Rate-limit outcomes of a request, for the response headers.
@@ -350,6 +352,12 @@ impl Filter for EdgeFilter {
     fn on_response(&self, ctx: &RequestCtx, res: &mut http::response::Parts) {
         if let Some(info) = ctx.extensions.get::<RateInfo>() {
             info.apply(&mut res.headers);
+        }
+        if ctx.tls
+            && ctx.version != http::Version::HTTP_3
+            && let Some(v) = self.alt_svc.get(&ctx.listener)
+        {
+            res.headers.insert(http::header::ALT_SVC, v);
         }
     }
 

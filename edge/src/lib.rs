@@ -9,6 +9,7 @@ pub mod api_key;
 pub mod authz;
 pub mod extension;
 pub mod filter;
+pub mod h3;
 pub mod identity;
 pub mod jwt;
 pub mod normalize;
@@ -28,13 +29,15 @@ pub use extension::EdgeExtension;
 /// The binary's name, used in logs and `/config`.
 pub const BINARY: &str = "gatehouse-edge";
 
-/// Starts serving `config`; returns once every listener is bound.
+/// Starts serving `config`; returns once every listener is bound, HTTP/3 endpoints included
+/// (one per TLS listener, on the same address over UDP).
 pub async fn run(
     config: Loaded<ProxySettings>,
     path: Option<PathBuf>,
 ) -> Result<Running, StartError> {
-    gatehouse_common::runtime::run_with(BINARY, config, path, Arc::new(EdgeExtension::default()))
-        .await
+    // The extension starts the HTTP/3 endpoint once the TCP listeners are bound.
+    let ext = Arc::new(EdgeExtension::default());
+    gatehouse_common::runtime::run_with(BINARY, config, path, ext).await
 }
 
 /// The process entry point: command line, config, signals, exit code.
