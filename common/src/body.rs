@@ -32,6 +32,21 @@ pub fn empty() -> ProxyBody {
         .boxed_unsync()
 }
 
+/// A body of already-read bytes and optional trailers, replayed (a retry, a mirror copy).
+pub fn replay(data: Bytes, trailers: Option<http::HeaderMap>) -> ProxyBody {
+    let mut frames: Vec<Result<Frame<Bytes>, BoxError>> = Vec::with_capacity(2);
+    if !data.is_empty() {
+        frames.push(Ok(Frame::data(data)));
+    }
+    if let Some(t) = trailers {
+        frames.push(Ok(Frame::trailers(t)));
+    }
+    if frames.is_empty() {
+        return empty();
+    }
+    http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
+}
+
 /// The request body grew past the configured limit while streaming.
 #[derive(Debug, thiserror::Error)]
 #[error("request body exceeds the limit of {limit} bytes")]

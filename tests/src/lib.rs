@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod bodies;
+pub mod cli;
 pub mod client;
 pub mod named;
 pub mod proxy;

@@ -129,7 +129,7 @@ impl Mirror {
             let body = match copy {
                 None => crate::body::empty(),
                 Some(rx) => match rx.await {
-                    Ok((data, trailers)) => replay(data, trailers),
+                    Ok((data, trailers)) => crate::body::replay(data, trailers),
                     // Too large, failed, or not read to the end by the primary.
                     Err(_) => return,
                 },
@@ -174,17 +174,6 @@ fn shadow_host(h: &mut HeaderMap) {
     if let Ok(v) = HeaderValue::try_from(shadow) {
         h.insert(header::HOST, v);
     }
-}
-
-fn replay(data: Bytes, trailers: Option<HeaderMap>) -> ProxyBody {
-    let mut frames: Vec<Result<Frame<Bytes>, BoxError>> = Vec::with_capacity(2);
-    if !data.is_empty() {
-        frames.push(Ok(Frame::data(data)));
-    }
-    if let Some(t) = trailers {
-        frames.push(Ok(Frame::trailers(t)));
-    }
-    http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
 }
 
 struct InFlight(Arc<AtomicUsize>);

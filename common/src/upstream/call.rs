@@ -120,20 +120,6 @@ impl<H: Body<Data = Bytes, Error = BoxError> + Unpin> Body for Chain<H> {
     }
 }
 
-fn replay_body(data: &Bytes, trailers: &Option<HeaderMap>) -> ProxyBody {
-    let mut frames: Vec<Result<Frame<Bytes>, BoxError>> = Vec::with_capacity(2);
-    if !data.is_empty() {
-        frames.push(Ok(Frame::data(data.clone())));
-    }
-    if let Some(t) = trailers {
-        frames.push(Ok(Frame::trailers(t.clone())));
-    }
-    if frames.is_empty() {
-        return crate::body::empty();
-    }
-    http_body_util::StreamBody::new(futures_util::stream::iter(frames)).boxed_unsync()
-}
-
 /// Ends the breaker's accounting of an admitted request exactly once.
 struct Admitted {
     upstream: Arc<Upstream>,
@@ -297,7 +283,7 @@ impl Upstream {
                 && body.as_ref().is_some_and(Prepared::replayable);
             let req_body = match body.take() {
                 Some(Prepared::Replay(data, trailers)) => {
-                    let b = replay_body(&data, &trailers);
+                    let b = crate::body::replay(data.clone(), trailers.clone());
                     body = Some(Prepared::Replay(data, trailers));
                     b
                 }
