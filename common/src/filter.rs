@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::Response;
 
 use crate::body::ProxyBody;
@@ -17,6 +18,31 @@ use crate::config::{ConfigError, Source};
 use crate::ctx::RequestCtx;
 use crate::runtime::{Running, StartError};
 use crate::settings::ProxySettings;
+
+/// A request's own body limit, left in `ctx.extensions` by [`Filter::on_request`]: it
+/// replaces `limits.max_request_body_bytes` for this request (a route that takes uploads, or
+/// one that takes none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub u64);
+
+/// A check of the whole request body, left in `ctx.extensions` by [`Filter::on_request`]
+/// (e.g. the edge's JSON Schema validation). Only then does the proxy read the body before
+/// forwarding it (up to the body limit, so memory stays bounded); every other request streams.
+#[derive(Debug, Clone)]
+pub struct BodyCheck(pub Arc<dyn CheckBody>);
+
+/// See [`BodyCheck`].
+pub trait CheckBody: Send + Sync + Debug + 'static {
+    /// `Err` answers the client with that response instead of forwarding the request (the
+    /// same shape as [`FilterFuture`]; refusals are the cold path).
+    #[allow(clippy::result_large_err)]
+    fn check(
+        &self,
+        ctx: &RequestCtx,
+        parts: &http::request::Parts,
+        body: &Bytes,
+    ) -> Result<(), Response<ProxyBody>>;
+}
 
 /// What a request phase returns: continue, or answer the client now with this response.
 pub type FilterFuture<'a> =
@@ -36,6 +62,12 @@ pub trait Filter: Send + Sync + Debug + 'static {
     /// Runs on every response head, the proxy's own answers included (e.g. to add
     /// `RateLimit` or security headers).
     fn on_response(&self, _ctx: &RequestCtx, _res: &mut http::response::Parts) {}
+
+    /// Whether clients are outside the trust boundary: upstream failures are then answered
+    /// without internal details (service names, addresses, causes); the log keeps them.
+    fn public_errors(&self) -> bool {
+        false
+    }
 
     /// Whether the filter has what it needs to serve (e.g. JWKS fetched); `/readyz` waits.
     fn is_ready(&self) -> bool {

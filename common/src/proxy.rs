@@ -16,6 +16,7 @@ use tracing::Instrument;
 use crate::body::{LimitedBody, ObservedBody, OnEnd, ProxyBody};
 use crate::ctx::RequestCtx;
 use crate::error::{ErrorSource, ProxyError};
+use crate::filter::{BodyCheck, BodyLimit};
 use crate::headers::{self, Forwarded};
 use crate::metrics::{Metrics, NO_ROUTE};
 use crate::plan::Plan;
@@ -23,6 +24,7 @@ use crate::respond;
 use crate::routing::{Action, Matched, RequestUrl, Route, RouteRequest, Vars, identity};
 use crate::server::ConnInfo;
 use crate::trace_context::{TraceContext, X_REQUEST_ID, request_id};
+use crate::upstream::call::client_body_error;
 
 /// What every request of a binary shares: the current plan and the metrics.
 #[derive(Debug)]
@@ -96,7 +98,8 @@ where
                 }
                 _ => tracing::warn!(error = %crate::plan::chain(&err), "request failed"),
             }
-            respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc)
+            let public = plan.filter.as_ref().is_some_and(|f| f.public_errors());
+            respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc, public)
         }
     };
     let (mut parts, body) = res.into_parts();
@@ -132,13 +135,6 @@ where
             limit: limits.max_header_bytes,
         });
     }
-    if let Some(len) = content_length(req.headers())
-        && len > limits.max_body_bytes
-    {
-        return Err(ProxyError::BodyTooLarge {
-            limit: limits.max_body_bytes,
-        });
-    }
     let (mut parts, body) = req.into_parts();
     // Identity hygiene before routing, so identity conditions only see what a trusted
     // gateway vouched for.
@@ -161,6 +157,26 @@ where
         && let Err(res) = filter.on_request(ctx, &mut parts).await
     {
         return Ok(res);
+    }
+    // After the filter: a policy may set this request's own limit.
+    let max_body = ctx
+        .extensions
+        .get::<BodyLimit>()
+        .map_or(limits.max_body_bytes, |l| l.0);
+    if let Some(len) = content_length(&parts.headers)
+        && len > max_body
+    {
+        return Err(ProxyError::BodyTooLarge { limit: max_body });
+    }
+    let mut body = LimitedBody::new(body, max_body, bytes_in).boxed_unsync();
+    if let Some(BodyCheck(check)) = ctx.extensions.remove::<BodyCheck>() {
+        let collected = body.collect().await.map_err(client_body_error)?;
+        let trailers = collected.trailers().cloned();
+        let data = collected.to_bytes();
+        if let Err(res) = check.check(ctx, &parts, &data) {
+            return Ok(res);
+        }
+        body = crate::body::replay(data, trailers);
     }
     // Owned: `ctx` is lent mutably to the upstream call while the host is still in use.
     let host = ctx
@@ -233,7 +249,6 @@ where
     route
         .request_headers
         .apply(&mut parts.headers, &values.vars(ctx));
-    let mut body = LimitedBody::new(body, limits.max_body_bytes, bytes_in).boxed_unsync();
     if let Some(mirror) = &route.mirror
         && mirror.sample()
     {
@@ -327,7 +342,8 @@ fn request_authority<B>(req: &Request<B>) -> Option<String> {
 }
 
 /// `host:port` → `host` (IPv6 literals keep their brackets).
-fn strip_port(authority: &str) -> &str {
+/// The host of an authority (`[v6]` keeps its brackets).
+pub fn strip_port(authority: &str) -> &str {
     if authority.starts_with('[') {
         return authority
             .find(']')

@@ -6,7 +6,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
 use crate::body::{ProxyBody, full};
-use crate::error::ProxyError;
+use crate::error::{ErrorSource, ProxyError};
 use crate::trace_context::X_REQUEST_ID;
 
 /// The media type of problem details (RFC 9457 §3).
@@ -74,14 +74,22 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
 }
 
 /// Builds the answer for `err`. `grpc` selects a trailers-only gRPC response.
+///
+/// `public`: the client is outside (the edge's); upstream failures then say what happened
+/// without naming internal services, addresses or causes (those are in the log line with the
+/// same request id).
 pub fn error_response(
     err: &ProxyError,
     request_id: &HeaderValue,
     path: Option<&str>,
     grpc: bool,
+    public: bool,
 ) -> Response<ProxyBody> {
     let (status, slug, title) = classify(err);
-    let detail = detail(err);
+    let detail = match public && err.source_side() == ErrorSource::Upstream {
+        true => public_detail(err).to_owned(),
+        false => detail(err),
+    };
     let mut res = if grpc {
         grpc_response(grpc_code(status), &detail, request_id)
     } else {
@@ -96,6 +104,16 @@ pub fn error_response(
         h.insert(X_OVERLOADED, HeaderValue::from_static("true"));
     }
     res
+}
+
+/// What an outside client is told of an upstream failure.
+fn public_detail(err: &ProxyError) -> &'static str {
+    match err {
+        ProxyError::UpstreamTimeout { .. } => "the service did not answer in time",
+        ProxyError::Overloaded { .. } => "the service is overloaded; retry later",
+        ProxyError::NoEndpoints { .. } => "the service is unavailable",
+        _ => "the service could not be reached",
+    }
 }
 
 /// The error's message; for upstream connection failures also the root cause (refused, timed

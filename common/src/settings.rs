@@ -305,6 +305,17 @@ pub struct ServiceSettings {
     /// Retry policy (routes may override it).
     #[serde(default)]
     pub retry: RetrySettings,
+    /// Whether 5xx responses count as failures for `outlier_detection` and
+    /// `failure_breaker`. Default true. Set false for a gateway in front of many services (the
+    /// edge's hop to the internal gateway): a 5xx relayed from one of them says nothing about
+    /// the gateway, and must not eject it or open its breaker for everyone. Connect errors,
+    /// resets and timeouts count either way.
+    #[serde(default = "default_true")]
+    pub count_server_errors: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Per-service timeouts; an absent key takes the top-level value.

@@ -16,6 +16,7 @@ use http::{HeaderName, Method, Uri};
 use jsonwebtoken::DecodingKey;
 
 use crate::api_key::{ApiKeys, parse_hash};
+use crate::cors::Cors;
 use crate::filter::EdgeFilter;
 use crate::h3::AltSvc;
 use crate::jwt::keys::KeySet;
@@ -24,6 +25,8 @@ use crate::jwt::{Issuer, JwtVerifier, KeySource};
 use crate::normalize::normalize;
 use crate::policy::{AuthMethods, LimitKey, Policy, RateLimit};
 use crate::ratelimit::{Limiter, LocalLimiter, Quota};
+use crate::redirect::{HttpsRedirect, hsts_value};
+use crate::schema::JsonSchema;
 
 /// The edge's [`Extension`]: builds the filter on start and on every reload.
 #[derive(Debug, Default)]
@@ -199,9 +202,11 @@ fn auth_methods(auth: &AuthSettings) -> Result<AuthMethods, &'static str> {
     }
 }
 
-/// Builds the filter of one `edge` section.
+/// Builds the filter of one `edge` section (`settings` for the listeners and limits it
+/// refers to).
 pub fn build_filter(
     ext: &EdgeExtension,
+    settings: &ProxySettings,
     edge: &EdgeSettings,
     source: &Source,
 ) -> Result<EdgeFilter, ConfigError> {
@@ -254,6 +259,36 @@ pub fn build_filter(
             Some(name) => Some(ext.rate_limit(edge, source, name, &at("rate_limit"))?),
             None => None,
         };
+        let listener_headers = settings.limits.max_request_header_bytes.get();
+        let max_header_bytes = match p.max_header_bytes.map(|b| b.get()) {
+            Some(b) if b > listener_headers => {
+                return Err(source.error_at(
+                    &at("max_header_bytes"),
+                    format!(
+                        "cannot exceed limits.max_request_header_bytes ({listener_headers} \
+                         bytes), the most the listeners read; raise that instead"
+                    ),
+                ));
+            }
+            Some(b) if b < 1024 => {
+                return Err(source.error_at(&at("max_header_bytes"), "must be at least 1KiB"));
+            }
+            Some(b) => Some(usize::try_from(b).unwrap_or(usize::MAX)),
+            None => None,
+        };
+        let json_schema = match &p.json_schema {
+            Some(file) => Some(Arc::new(
+                JsonSchema::load(file).map_err(|e| source.error_at(&at("json_schema"), e))?,
+            )),
+            None => None,
+        };
+        let cors = match &p.cors {
+            Some(c) => Some(
+                Cors::new(c, &methods)
+                    .map_err(|(key, e)| source.error_at(&at(&format!("cors.{key}")), e))?,
+            ),
+            None => None,
+        };
         policies.push(Policy {
             name: p.name.clone(),
             prefix,
@@ -264,8 +299,51 @@ pub fn build_filter(
             forward_authorization: p.forward_authorization,
             token_in_query: p.token_in_query,
             forward_claims: p.forward_claims.clone(),
+            max_uri_bytes: p.max_uri_bytes.unwrap_or(edge.max_uri_bytes).get(),
+            max_header_bytes,
+            max_body_bytes: p.max_body_bytes.map(|b| b.get()),
+            json_schema,
+            cors,
         });
     }
+    let https_redirect = match &edge.https_redirect {
+        Some(r) => {
+            for (i, name) in r.listeners.iter().enumerate() {
+                let at = format!("edge.https_redirect.listeners[{i}]");
+                match settings.listeners.iter().find(|l| l.name == *name) {
+                    None => {
+                        let hint = did_you_mean_hint(
+                            name,
+                            settings.listeners.iter().map(|l| l.name.as_str()),
+                        );
+                        return Err(source.error_at_hint(
+                            &at,
+                            format!("no listener named `{name}`"),
+                            hint,
+                        ));
+                    }
+                    Some(l) if l.tls.is_some() => {
+                        return Err(source.error_at(
+                            &at,
+                            format!("listener `{name}` serves TLS; only plain listeners redirect"),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+            if r.https_port == 0 {
+                return Err(source.error_at("edge.https_redirect.https_port", "must not be 0"));
+            }
+            Some(HttpsRedirect::new(r))
+        }
+        None => None,
+    };
+    let max_uri_bytes = policies
+        .iter()
+        .map(|p| p.max_uri_bytes)
+        .chain([edge.max_uri_bytes.get()])
+        .max()
+        .unwrap_or_default();
     Ok(EdgeFilter {
         policies,
         jwt: Arc::new(JwtVerifier {
@@ -275,7 +353,9 @@ pub fn build_filter(
         api_keys,
         global_limit,
         trusted_proxies: edge.trusted_proxies.clone(),
-        max_uri_bytes: edge.max_uri_bytes.get(),
+        max_uri_bytes,
+        https_redirect,
+        hsts: edge.hsts.as_ref().map(hsts_value),
         alt_svc: ext.alt_svc.clone(),
     })
 }
@@ -308,6 +388,6 @@ impl Extension for EdgeExtension {
                  `edge: { policies: [{ name: open, path_prefix: /, auth: none }] }`",
             ));
         };
-        Ok(Some(Arc::new(build_filter(self, edge, source)?)))
+        Ok(Some(Arc::new(build_filter(self, settings, edge, source)?)))
     }
 }

@@ -1,24 +1,29 @@
 //! The edge's request phases, in order: URI size and smuggling checks → path normalization →
-//! identity-header stripping → policy match → method → authenticate → authorize → rate limits
-//! → identity forwarding. Each refusal is answered here; nothing refused reaches routing.
+//! HTTPS redirect → identity-header stripping → policy match → CORS preflight → the policy's
+//! size limits → method → authenticate → authorize → rate limits → body checks → identity
+//! forwarding. Each refusal is answered here; nothing refused reaches routing.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use gatehouse_common::ctx::RequestCtx;
-use gatehouse_common::filter::{Filter, FilterFuture};
+use gatehouse_common::filter::{BodyCheck, BodyLimit, Filter, FilterFuture};
+use gatehouse_common::headers::header_bytes;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::{StatusCode, Uri};
 
 use crate::api_key::ApiKeys;
 use crate::authz;
+use crate::cors::{Cors, CorsResponse};
 use crate::identity::{self, Identity};
 use crate::jwt::JwtVerifier;
 use crate::normalize::normalize;
 use crate::policy::{self, LimitKey, Policy, RateLimit};
 use crate::ratelimit::{Decision, Quota, ceil_secs};
+use crate::redirect::HttpsRedirect;
 use crate::reply::{self, problem};
+use crate::schema::JsonSchema;
 
 /// Query parameter carrying a JWT, where a policy allows it.
 pub const TOKEN_QUERY_PARAM: &str = "access_token";
@@ -31,7 +36,12 @@ pub struct EdgeFilter {
     pub api_keys: ApiKeys,
     pub global_limit: Option<RateLimit>,
     pub trusted_proxies: Vec<IpAddr>,
+    /// The largest of the edge's and the policies' URI limits: checked before anything else
+    /// (each policy's own once it is matched).
     pub max_uri_bytes: u64,
+    pub https_redirect: Option<HttpsRedirect>,
+    /// `Strict-Transport-Security`, on responses over TLS.
+    pub hsts: Option<HeaderValue>,
     /// `Alt-Svc` for TCP responses of listeners that also serve HTTP/3.
     pub alt_svc: Arc<crate::h3::AltSvc>,
 }
@@ -96,6 +106,16 @@ fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then_some(v)
     })
+}
+
+fn uri_too_long(ctx: &RequestCtx, max: u64) -> Refusal {
+    problem(
+        ctx,
+        StatusCode::URI_TOO_LONG,
+        "uri-too-long",
+        "URI too long",
+        format!("the request target exceeds {max} bytes"),
+    )
 }
 
 /// A refusal answered to the client.
@@ -218,16 +238,39 @@ impl EdgeFilter {
         Err(reply::unauthorized(ctx, None))
     }
 
+    /// The policy's own URI, header and body limits (the body's is enforced by the proxy
+    /// while streaming, from [`BodyLimit`]).
+    fn check_sizes(
+        &self,
+        ctx: &mut RequestCtx,
+        parts: &Parts,
+        policy: &Policy,
+        target_len: usize,
+    ) -> Option<Refusal> {
+        if target_len as u64 > policy.max_uri_bytes {
+            return Some(uri_too_long(ctx, policy.max_uri_bytes));
+        }
+        if let Some(max) = policy.max_header_bytes
+            && header_bytes(&parts.headers) > max
+        {
+            return Some(problem(
+                ctx,
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers-too-large",
+                "Request headers too large",
+                format!("the request headers exceed {max} bytes"),
+            ));
+        }
+        if let Some(max) = policy.max_body_bytes {
+            ctx.extensions.insert(BodyLimit(max));
+        }
+        None
+    }
+
     async fn run(&self, ctx: &mut RequestCtx, parts: &mut Parts) -> Result<(), Refusal> {
         let target_len = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
         if target_len as u64 > self.max_uri_bytes {
-            return Err(problem(
-                ctx,
-                StatusCode::URI_TOO_LONG,
-                "uri-too-long",
-                "URI too long",
-                format!("the request target exceeds {} bytes", self.max_uri_bytes),
-            ));
+            return Err(uri_too_long(ctx, self.max_uri_bytes));
         }
         if parts.headers.contains_key(header::TRANSFER_ENCODING)
             && parts.headers.contains_key(header::CONTENT_LENGTH)
@@ -249,6 +292,11 @@ impl EdgeFilter {
                 e.to_string(),
             )
         })?;
+        if let Some(r) = &self.https_redirect
+            && r.applies(ctx, &path)
+        {
+            return Err(r.response(ctx, parts));
+        }
         identity::strip(&mut parts.headers);
 
         let Some(policy) = policy::find(&self.policies, &path) else {
@@ -260,6 +308,17 @@ impl EdgeFilter {
                 "no edge policy allows this path",
             ));
         };
+        if let Some(cors) = &policy.cors {
+            // Before authentication: browsers send no credentials on a preflight.
+            if Cors::is_preflight(parts) {
+                return Err(cors.preflight(ctx, parts));
+            }
+            // Refusals below carry the CORS headers too, so scripts can read them.
+            ctx.extensions.insert(cors.for_request(parts));
+        }
+        if let Some(refusal) = self.check_sizes(ctx, parts, policy, target_len) {
+            return Err(refusal);
+        }
         if !policy.allows(&parts.method) {
             let mut res = problem(
                 ctx,
@@ -311,6 +370,21 @@ impl EdgeFilter {
             ctx.extensions.insert(info);
         }
 
+        if let Some(schema) = &policy.json_schema
+            && JsonSchema::applies_to(&parts.method)
+        {
+            if !JsonSchema::is_json(parts) {
+                return Err(problem(
+                    ctx,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "Unsupported media type",
+                    "this endpoint takes application/json",
+                ));
+            }
+            ctx.extensions.insert(BodyCheck(schema.clone()));
+        }
+
         if !policy.forward_authorization {
             parts.headers.remove(header::AUTHORIZATION);
         }
@@ -353,6 +427,15 @@ impl Filter for EdgeFilter {
         if let Some(info) = ctx.extensions.get::<RateInfo>() {
             info.apply(&mut res.headers);
         }
+        if let Some(cors) = ctx.extensions.get::<CorsResponse>() {
+            cors.apply(&mut res.headers);
+        }
+        if ctx.tls
+            && let Some(v) = &self.hsts
+        {
+            res.headers
+                .insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
         if ctx.tls
             && ctx.version != http::Version::HTTP_3
             && let Some(v) = self.alt_svc.get(&ctx.listener)
@@ -363,5 +446,9 @@ impl Filter for EdgeFilter {
 
     fn is_ready(&self) -> bool {
         self.jwt.is_ready()
+    }
+
+    fn public_errors(&self) -> bool {
+        true
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod api_key;
 pub mod authz;
+pub mod cors;
 pub mod extension;
 pub mod filter;
 pub mod h3;
@@ -15,7 +16,9 @@ pub mod jwt;
 pub mod normalize;
 pub mod policy;
 pub mod ratelimit;
+pub mod redirect;
 pub mod reply;
+pub mod schema;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use gatehouse_common::settings::edge::AuthorizeSettings;
 use http::{HeaderName, Method};
 
+use crate::cors::Cors;
 use crate::ratelimit::Limiter;
+use crate::schema::JsonSchema;
 
 /// Which credentials a policy accepts (both false: `auth: none`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +52,14 @@ pub struct Policy {
     pub forward_authorization: bool,
     pub token_in_query: bool,
     pub forward_claims: Vec<String>,
+    /// Longest request target (resolved: the policy's or the edge's).
+    pub max_uri_bytes: u64,
+    /// Header bytes, when lower than the listeners' limit.
+    pub max_header_bytes: Option<usize>,
+    /// Body bytes, when the policy sets its own.
+    pub max_body_bytes: Option<u64>,
+    pub json_schema: Option<Arc<JsonSchema>>,
+    pub cors: Option<Cors>,
 }
 
 impl Policy {

@@ -1,10 +1,11 @@
-//! HTTP/3: the edge serves the same pipeline over QUIC on the UDP port of each TLS listener, and
-//! advertises it with `Alt-Svc` on its TCP responses.
+//! The edge's listeners: HTTP/3 serves the same pipeline over QUIC on the UDP port of each
+//! TLS listener, advertised with `Alt-Svc` on TCP responses; a plain listener redirects to
+//! HTTPS; HSTS on TLS responses.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use gatehouse_certs::test_util::TestPki;
 use gatehouse_common::config;
 use gatehouse_common::runtime::Running;
@@ -19,8 +20,10 @@ use rustls::RootCertStore;
 struct TlsEdge {
     running: Running,
     addr: SocketAddr,
+    /// The plain listener that redirects to HTTPS.
+    http: SocketAddr,
     pki: TestPki,
-    _backend: BackendHandle,
+    backend: BackendHandle,
     _dir: tempfile::TempDir,
 }
 
@@ -36,10 +39,13 @@ async fn start() -> TlsEdge {
         .write_to(dir.path(), "server");
     let yaml = format!(
         "listeners:\n  - name: public\n    address: 127.0.0.1:0\n    tls: {{ cert: {}, key: {} }}\n\
+         \x20 - name: http\n    address: 127.0.0.1:0\n\
          admin:\n  address: 127.0.0.1:0\n\
          routes:\n  - name: all\n    service: internal\n\
          services:\n  internal:\n    endpoints: [{}]\n\
-         edge:\n  policies: [{{ name: open, path_prefix: /, auth: none }}]\n",
+         edge:\n  policies: [{{ name: open, path_prefix: /, auth: none }}]\n\
+         \x20 https_redirect: {{ listeners: [http], https_port: 8443, pass_acme_challenge: true }}\n\
+         \x20 hsts: {{ max_age: 1d, include_subdomains: true }}\n",
         cert.display(),
         key.display(),
         backend.addr
@@ -47,11 +53,13 @@ async fn start() -> TlsEdge {
     let loaded = config::parse::<ProxySettings>("edge.yaml", &yaml).expect("edge config");
     let running = gatehouse_edge::run(loaded, None).await.expect("edge start");
     let addr = running.addr("public").await.expect("public listener");
+    let http = running.addr("http").await.expect("http listener");
     TlsEdge {
         running,
         addr,
+        http,
         pki,
-        _backend: backend,
+        backend,
         _dir: dir,
     }
 }
@@ -89,36 +97,10 @@ async fn get_tcp(edge: &TlsEdge, path: &str) -> (StatusCode, HeaderMap, Bytes) {
 
 /// GET over HTTP/3.
 async fn get_h3(edge: &TlsEdge, path: &str) -> (StatusCode, HeaderMap, Bytes) {
-    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls(&edge.pki, &[b"h3"]))
-        .expect("QUIC client config");
-    let mut endpoint =
-        quinn::Endpoint::client("127.0.0.1:0".parse().expect("addr")).expect("client endpoint");
-    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
-    let quic = endpoint
-        .connect(edge.addr, "localhost")
-        .expect("connect")
-        .await
-        .expect("QUIC handshake");
-    let (mut driver, mut send) = h3::client::new(h3_quinn::Connection::new(quic))
-        .await
-        .expect("h3 client");
-    let drive = tokio::spawn(async move { driver.wait_idle().await });
     let req = Request::get(format!("https://localhost:{}{path}", edge.addr.port()))
         .body(())
         .expect("request");
-    let mut stream = send.send_request(req).await.expect("send request");
-    stream.finish().await.expect("finish request");
-    let res = stream.recv_response().await.expect("response head");
-    let mut body = Vec::new();
-    while let Some(mut chunk) = stream.recv_data().await.expect("response body") {
-        body.extend_from_slice(&chunk.copy_to_bytes(chunk.remaining()));
-    }
-    drop(stream);
-    drop(send);
-    let _ = drive.await;
-    endpoint.close(0u32.into(), b"done");
-    let (parts, ()) = res.into_parts();
-    (parts.status, parts.headers, Bytes::from(body))
+    gatehouse_tests::h3::request(edge.addr, "localhost", client_tls(&edge.pki, &[]), req).await
 }
 
 #[tokio::test]
@@ -173,4 +155,92 @@ async fn h3_endpoint_refuses_connections_after_shutdown() {
         result.is_err(),
         "the QUIC endpoint is closed after shutdown"
     );
+}
+
+/// Sends a raw HTTP/1.1 request to the plain listener; returns the response head.
+async fn plain(edge: &TlsEdge, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(edge.http)
+        .await
+        .expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[tokio::test]
+async fn plain_listener_redirects_to_https_and_tls_responses_carry_hsts() {
+    let edge = start().await;
+    let before = edge.backend.count();
+    // (request, Location)
+    let table = [
+        (
+            "GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: shop.example:8080\r\n\r\n",
+            "https://shop.example:8443/a/b?x=1&y=2",
+        ),
+        (
+            "POST /orders HTTP/1.1\r\nHost: Shop.Example\r\nContent-Length: 0\r\n\r\n",
+            "https://shop.example:8443/orders",
+        ),
+        (
+            "GET /x HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n",
+            "https://[::1]:8443/x",
+        ),
+        // Not a challenge once normalized: redirected, with the client's own target.
+        (
+            "GET /.well-known/acme-challenge/../admin HTTP/1.1\r\nHost: a.example\r\n\r\n",
+            "https://a.example:8443/.well-known/acme-challenge/../admin",
+        ),
+    ];
+    for (request, location) in table {
+        let head = plain(&edge, request).await;
+        assert!(head.starts_with("HTTP/1.1 308"), "{request}: {head}");
+        assert_eq!(header(&head, "location"), Some(location), "{request}");
+        assert_eq!(header(&head, "strict-transport-security"), None, "{head}");
+    }
+    assert_eq!(
+        edge.backend.count(),
+        before,
+        "a redirected request reached the backend"
+    );
+
+    // HTTP-01 challenges go through to the routes.
+    let head = plain(
+        &edge,
+        "GET /.well-known/acme-challenge/tok3n HTTP/1.1\r\nHost: a.example\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(edge.backend.last().uri, "/.well-known/acme-challenge/tok3n");
+
+    // No host to redirect to.
+    let head = plain(&edge, "GET / HTTP/1.0\r\n\r\n").await;
+    assert!(
+        head.starts_with("HTTP/1.0 400") || head.starts_with("HTTP/1.1 400"),
+        "{head}"
+    );
+
+    // HSTS on TLS responses, over TCP and QUIC.
+    let (status, headers, _) = get_tcp(&edge, "/hello").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        headers
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=86400; includeSubDomains")
+    );
+    let (_, headers, _) = get_h3(&edge, "/hello").await;
+    assert!(headers.contains_key("strict-transport-security"));
+    edge.running.shutdown();
 }

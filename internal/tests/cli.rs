@@ -300,7 +300,7 @@ const MALFORMED: &[Bad] = &[
         yaml: &[listener!(), "limits:", "  header_read_timeout: 10 seconds"],
         at: (3, 24),
         key: "limits.header_read_timeout",
-        message: "invalid duration `10 seconds`: unknown unit `seconds`, expected h, m, s, ms",
+        message: "invalid duration `10 seconds`: unknown unit `seconds`, expected d, h, m, s, ms",
         ..BAD
     },
     Bad {

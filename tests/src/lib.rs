@@ -5,6 +5,7 @@ pub mod backend;
 pub mod bodies;
 pub mod cli;
 pub mod client;
+pub mod h3;
 pub mod named;
 pub mod proxy;
 

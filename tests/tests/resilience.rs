@@ -369,3 +369,87 @@ async fn incoming_deadline_is_honoured() {
         .expect("number");
     assert!(ms <= 150, "{ms}");
 }
+
+/// A 503 marked `x-gatehouse-overloaded` comes from a Gatehouse tier behind this one that shed
+/// the request (its breaker for some service is open): it is passed on as is, not retried, and
+/// not held against the endpoint (which stays healthy, its breaker closed).
+#[tokio::test]
+async fn shed_responses_are_not_retried_nor_held_against_the_endpoint() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let be = Backend::new()
+        .handle("/", move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let mut res = Response::new(full("shed"));
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                res.headers_mut()
+                    .insert("x-gatehouse-overloaded", "true".parse().expect("value"));
+                res.headers_mut()
+                    .insert("retry-after", "3".parse().expect("value"));
+                res
+            }
+        })
+        .run()
+        .await;
+    let yaml = proxy_yaml(&format!(
+        "{}\n    retry: {{ retry_on: [gateway-error], max_attempts: 3, backoff_base: 1ms, backoff_max: 2ms }}\n    outlier_detection: {{ consecutive_failures: 2 }}\n    failure_breaker: {{ consecutive_failures: 3 }}",
+        endpoints(&[&be])
+    ));
+    let proxy = start(&yaml).await;
+    let addr = proxy.addr("main").await.expect("listener");
+    let client = Client::http1();
+    for _ in 0..10 {
+        let (status, headers, body) = client.get(&format!("http://{addr}/x")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(&body[..], b"shed");
+        assert_eq!(headers["retry-after"], "3");
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        10,
+        "a shed response was retried"
+    );
+    let ups = upstreams(proxy.admin_addr).await;
+    assert_eq!(ups["app"]["breaker"], "closed");
+    assert_eq!(ups["app"]["endpoints"][0]["state"], "healthy");
+}
+
+/// `count_server_errors: false` (a gateway in front of many services): relayed 5xx neither
+/// eject the endpoint nor open the breaker; they are still retried per the policy.
+#[tokio::test]
+async fn relayed_server_errors_need_not_count() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let be = Backend::new()
+        .handle("/", move |_| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            async move {
+                let mut res = Response::new(full("down"));
+                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                res
+            }
+        })
+        .run()
+        .await;
+    let yaml = proxy_yaml(&format!(
+        "{}\n    count_server_errors: false\n    retry: {{ retry_on: [gateway-error], max_attempts: 2, backoff_base: 1ms, backoff_max: 2ms, budget: {{ ratio: 1.0, min_per_second: 100 }} }}\n    outlier_detection: {{ consecutive_failures: 2 }}\n    failure_breaker: {{ consecutive_failures: 3 }}",
+        endpoints(&[&be])
+    ));
+    let proxy = start(&yaml).await;
+    let addr = proxy.addr("main").await.expect("listener");
+    let client = Client::http1();
+    for _ in 0..10 {
+        let (status, headers, _) = client.get(&format!("http://{addr}/x")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.get("x-gatehouse-overloaded").is_none());
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        20,
+        "each request tried twice"
+    );
+    let ups = upstreams(proxy.admin_addr).await;
+    assert_eq!(ups["app"]["breaker"], "closed");
+    assert_eq!(ups["app"]["endpoints"][0]["state"], "healthy");
+}

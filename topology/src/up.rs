@@ -26,6 +26,8 @@ pub const DEFAULT_EDGE_PORT: u16 = 8443;
 pub const DEFAULT_INTERNAL_PORT: u16 = 9443;
 /// First of the ports of everything else by default: 19000–19101.
 pub const DEFAULT_OTHER_PORTS: u16 = 19000;
+/// Where the edge's plain-HTTP listener (308 to HTTPS) listens by default.
+pub const DEFAULT_EDGE_HTTP_PORT: u16 = 8080;
 
 /// The service instances, in start order: name, service, instance number.
 const INSTANCES: [(&str, ServiceName, u32); 9] = [
@@ -107,9 +109,18 @@ pub struct Process {
     pub admin: SocketAddr,
     /// The config file (gateways and sidecars).
     pub config: Option<PathBuf>,
-    /// The process id at start.
+    /// The process id at start (or at the last [`Topology::restart`]).
     pub pid: u32,
     child: Option<Child>,
+    launch: Launch,
+}
+
+/// How a process was started, to start it again.
+#[derive(Debug, Clone)]
+struct Launch {
+    binary: &'static str,
+    args: Vec<String>,
+    env: BTreeMap<String, String>,
 }
 
 /// The running topology. Dropping it kills every child (SIGKILL); [`Topology::shutdown`] stops
@@ -121,6 +132,7 @@ pub struct Topology {
     pub processes: Vec<Process>,
     /// How long from the start of [`up`] until everything was ready.
     pub ready_after: Duration,
+    spawner: Spawner,
 }
 
 impl Topology {
@@ -170,6 +182,34 @@ impl Topology {
     }
 
     /// Kills one process at once (SIGKILL), for fault tests; true if it was running.
+    /// Stops `name` as an operator would (SIGTERM, 5 seconds, then SIGKILL), starts it again
+    /// with the same command line and waits until its `/readyz` answers 200.
+    pub async fn restart(&mut self, name: &str, timeout: Duration) -> anyhow::Result<()> {
+        let i = self
+            .processes
+            .iter()
+            .position(|p| p.name == name)
+            .with_context(|| format!("no process named {name}"))?;
+        let p = &mut self.processes[i];
+        if let Some(mut child) = p.child.take() {
+            if let Some(pid) = child.id() {
+                terminate(pid).await;
+            }
+            if tokio::time::timeout(Duration::from_secs(5), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+        let l = p.launch.clone();
+        let child = self.spawner.spawn(name, l.binary, &l.args, &l.env)?;
+        p.pid = child.id().unwrap_or(0);
+        p.child = Some(child);
+        let log_dir = self.spawner.log_dir.clone();
+        wait_ready(self, &[i], &log_dir, timeout).await
+    }
+
     pub async fn kill(&mut self, name: &str) -> bool {
         let Some(p) = self.processes.iter_mut().find(|p| p.name == name) else {
             return false;
@@ -224,6 +264,7 @@ async fn terminate(pid: u32) {
 #[derive(Debug, Clone)]
 struct Ports {
     edge_https: u16,
+    edge_http: u16,
     edge_admin: u16,
     internal: u16,
     internal_admin: u16,
@@ -234,21 +275,23 @@ struct Ports {
 
 impl Ports {
     fn new(base: Option<u16>) -> anyhow::Result<Self> {
-        let (edge, internal, rest) = match base {
+        let (edge, internal, rest, http) = match base {
             None => (
                 DEFAULT_EDGE_PORT,
                 DEFAULT_INTERNAL_PORT,
                 DEFAULT_OTHER_PORTS,
+                DEFAULT_EDGE_HTTP_PORT,
             ),
             Some(b) => {
                 if b == 0 || b > u16::MAX - 110 {
                     bail!("--port-base must be between 1 and {}", u16::MAX - 110);
                 }
-                (b, b + 1, b + 2)
+                (b, b + 1, b + 2, b + 104)
             }
         };
         Ok(Ports {
             edge_https: edge,
+            edge_http: http,
             internal,
             edge_admin: rest,
             internal_admin: rest + 1,
@@ -315,6 +358,7 @@ fn shared_env(ports: &Ports, cert_dir: &Path) -> BTreeMap<String, String> {
         env.insert(k.to_owned(), local(port).to_string());
     };
     put("GH_EDGE_HTTPS", ports.edge_https);
+    put("GH_EDGE_HTTP", ports.edge_http);
     put("GH_EDGE_ADMIN", ports.edge_admin);
     put("GH_INTERNAL", ports.internal);
     put("GH_INTERNAL_ADMIN", ports.internal_admin);
@@ -327,6 +371,8 @@ fn shared_env(ports: &Ports, cert_dir: &Path) -> BTreeMap<String, String> {
         put(&format!("GH_{n}_SIDECAR"), inbound);
         put(&format!("GH_{n}_SIDECAR_ADMIN"), sidecar_admin);
     }
+    // The port the HTTP listener's 308 points to.
+    env.insert("GH_EDGE_HTTPS_PORT".into(), ports.edge_https.to_string());
     env
 }
 
@@ -398,13 +444,14 @@ async fn build_gateways(bin_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-struct Spawner<'a> {
-    bin_dir: &'a Path,
-    log_dir: &'a Path,
-    env: &'a BTreeMap<String, String>,
+#[derive(Debug)]
+struct Spawner {
+    bin_dir: PathBuf,
+    log_dir: PathBuf,
+    env: BTreeMap<String, String>,
 }
 
-impl Spawner<'_> {
+impl Spawner {
     fn spawn(
         &self,
         name: &str,
@@ -420,12 +467,16 @@ impl Spawner<'_> {
             );
         }
         let log = self.log_dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log)
+        // Appended: a restarted process keeps its earlier log.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
             .with_context(|| format!("cannot create {}", log.display()))?;
         let err = out.try_clone().context("cannot open the log")?;
         Command::new(&path)
             .args(args)
-            .envs(self.env)
+            .envs(&self.env)
             .envs(extra_env)
             .stdin(Stdio::null())
             .stdout(out)
@@ -465,19 +516,24 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             .await
             .context("PKI task failed")??;
     }
-    let env = shared_env(&ports, &cert_dir);
     let spawner = Spawner {
-        bin_dir: &bin_dir,
-        log_dir: &log_dir,
-        env: &env,
+        bin_dir,
+        log_dir: log_dir.clone(),
+        env: shared_env(&ports, &cert_dir),
     };
     let mut topo = Topology {
         state_dir: state_dir.clone(),
         cert_dir: cert_dir.clone(),
         processes: Vec::new(),
         ready_after: Duration::ZERO,
+        spawner,
     };
     let none = BTreeMap::new();
+    let launch = |binary: &'static str, args: &[String], env: &BTreeMap<String, String>| Launch {
+        binary,
+        args: args.to_vec(),
+        env: env.clone(),
+    };
     let config_arg =
         |file: &Path| -> Vec<String> { vec!["--config".into(), file.display().to_string()] };
 
@@ -508,7 +564,9 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
                 format!("https://127.0.0.1:{}", ports.edge_https),
             ]);
         }
-        let child = spawner.spawn(name, "gatehouse-topology", &args, &none)?;
+        let child = topo
+            .spawner
+            .spawn(name, "gatehouse-topology", &args, &none)?;
         let kind = if service.is_grpc() { "grpc" } else { "http" };
         topo.processes.push(Process {
             name: name.to_owned(),
@@ -519,18 +577,17 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             config: None,
             pid: child.id().unwrap_or(0),
             child: Some(child),
+            launch: launch("gatehouse-topology", &args, &none),
         });
     }
     for (i, (name, service, _)) in INSTANCES.iter().copied().enumerate() {
         let [_, _, inbound, admin] = ports.instance(i);
         let config = config_dir.join(sidecar_config(service));
         let sname = format!("{name}-sidecar");
-        let child = spawner.spawn(
-            &sname,
-            "gatehouse-sidecar",
-            &config_arg(&config),
-            &sidecar_env(&ports, i),
-        )?;
+        let (args, env) = (config_arg(&config), sidecar_env(&ports, i));
+        let child = topo
+            .spawner
+            .spawn(&sname, "gatehouse-sidecar", &args, &env)?;
         let mut listen = BTreeMap::from([("inbound", local(inbound))]);
         if service == ServiceName::Orders {
             listen.insert("outbound", local(ports.orders_outbound));
@@ -544,39 +601,49 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             config: Some(config),
             pid: child.id().unwrap_or(0),
             child: Some(child),
+            launch: launch("gatehouse-sidecar", &args, &env),
         });
     }
+    let edge_listen = BTreeMap::from([
+        ("https", local(ports.edge_https)),
+        // HTTP/3: the same port over UDP.
+        ("h3", local(ports.edge_https)),
+        ("http", local(ports.edge_http)),
+    ]);
     for (name, role, binary, listen, admin) in [
         (
             "internal",
             Role::Internal,
             "gatehouse-internal",
-            ("https", ports.internal),
+            BTreeMap::from([("https", local(ports.internal))]),
             ports.internal_admin,
         ),
         (
             "edge",
             Role::Edge,
             "gatehouse-edge",
-            ("https", ports.edge_https),
+            edge_listen,
             ports.edge_admin,
         ),
     ] {
         let config = config_dir.join(format!("{name}.yaml"));
-        let child = spawner.spawn(name, binary, &config_arg(&config), &none)?;
+        let args = config_arg(&config);
+        let child = topo.spawner.spawn(name, binary, &args, &none)?;
         topo.processes.push(Process {
             name: name.to_owned(),
             role,
             service: None,
-            listen: BTreeMap::from([(listen.0, local(listen.1))]),
+            listen,
             admin: local(admin),
             config: Some(config),
             pid: child.id().unwrap_or(0),
             child: Some(child),
+            launch: launch(binary, &args, &none),
         });
     }
 
-    wait_ready(&mut topo, &log_dir, opts.ready_timeout).await?;
+    let all: Vec<usize> = (0..topo.processes.len()).collect();
+    wait_ready(&mut topo, &all, &log_dir, opts.ready_timeout).await?;
     topo.ready_after = started.elapsed();
     let json =
         serde_json::to_string_pretty(&topo.to_json()).context("cannot encode topology.json")?;
@@ -586,10 +653,16 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
     Ok(topo)
 }
 
-/// Polls every admin `/readyz` until all answer 200; fails when a child exits or at the timeout.
-async fn wait_ready(topo: &mut Topology, log_dir: &Path, timeout: Duration) -> anyhow::Result<()> {
+/// Polls the admin `/readyz` of the processes at `indices` until all answer 200; fails when a
+/// child exits or at the timeout.
+async fn wait_ready(
+    topo: &mut Topology,
+    indices: &[usize],
+    log_dir: &Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
-    let mut pending: Vec<usize> = (0..topo.processes.len()).collect();
+    let mut pending: Vec<usize> = indices.to_vec();
     while !pending.is_empty() {
         let mut still = Vec::new();
         for i in pending {

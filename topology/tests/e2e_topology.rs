@@ -42,20 +42,21 @@ fn port_base() -> u16 {
     20_000 + (std::process::id() % 100) as u16 * 110
 }
 
-fn client(ca: &Path, h2: bool) -> Https {
+fn tls_config(ca: &Path) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_file_iter(ca).expect("ca.pem") {
         roots.add(cert.expect("ca cert")).expect("add root");
     }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("tls versions")
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("tls versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+fn client(ca: &Path, h2: bool) -> Https {
     let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(tls_config(ca))
         .https_only();
     if h2 {
         Client::builder(TokioExecutor::new())
@@ -110,9 +111,9 @@ async fn e2e_topology() {
     // The Topology kills its children when dropped, so a panic or the timeout leaves nothing.
     let mut topo = up(opts).await.expect("topology up");
     eprintln!("topology ready in {:?}", topo.ready_after);
-    tokio::time::timeout(Duration::from_secs(60), checks(&mut topo))
+    tokio::time::timeout(Duration::from_secs(180), checks(&mut topo))
         .await
-        .expect("e2e checks within 60s");
+        .expect("e2e checks within 180s");
     topo.shutdown().await;
 }
 
@@ -129,13 +130,46 @@ async fn checks(topo: &mut Topology) {
     let h1 = client(&ca, false);
     let h2 = client(&ca, true);
 
-    // Public, over HTTP/1.1 and HTTP/2.
+    // Public, over HTTP/1.1, HTTP/2 and HTTP/3: the same answer.
+    let mut bodies = Vec::new();
     for (c, version) in [(&h1, http::Version::HTTP_11), (&h2, http::Version::HTTP_2)] {
         let (status, v, body) = send(c, get(&format!("{base}/api/catalog/products"), None)).await;
         assert_eq!((status, v), (StatusCode::OK, version), "{body:?}");
         let v: Value = serde_json::from_slice(&body).expect("json");
         assert!(v["products"].as_array().is_some_and(|p| !p.is_empty()));
+        bodies.push(v);
     }
+    let h3_addr = topo
+        .process("edge")
+        .and_then(|p| p.listen.get("h3").copied())
+        .expect("the edge's h3 address");
+    let req = http::Request::get(format!("{base}/api/catalog/products"))
+        .body(())
+        .expect("request");
+    let (status, _, body) =
+        gatehouse_tests::h3::request(h3_addr, "127.0.0.1", tls_config(&ca), req).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["products"], bodies[0]["products"]);
+
+    // Plain HTTP: 308 to the same URL over HTTPS.
+    let http = topo
+        .process("edge")
+        .and_then(|p| p.listen.get("http").copied())
+        .expect("the edge's http address");
+    let head = raw_http(
+        http,
+        "GET /api/catalog/products?page=2 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
+    )
+    .await;
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(
+        head.contains(&format!(
+            "location: https://127.0.0.1:{}/api/catalog/products?page=2\r\n",
+            topo.edge_https().port()
+        )),
+        "{head}"
+    );
 
     // Token, then /api/users/me shows the subject; 401 without; 403 with the wrong scope.
     let web = token(&h1, &base, "web-app", "web-app-dev-secret").await;
@@ -213,41 +247,187 @@ async fn checks(topo: &mut Topology) {
     // Refused at the edge, as a gRPC status.
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 
-    // Kill one catalog instance during a loop of 200 requests: zero failures.
-    let done = Arc::new(AtomicUsize::new(0));
-    let mut workers = Vec::new();
-    for w in 0..4 {
-        let (c, url, done) = (
-            if w % 2 == 0 { h1.clone() } else { h2.clone() },
-            format!("{base}/api/catalog/products/1001"),
-            done.clone(),
-        );
-        workers.push(tokio::spawn(async move {
-            let mut failures = Vec::new();
-            for _ in 0..50 {
-                let (status, _, body) = send(&c, get(&url, None)).await;
-                if status != StatusCode::OK {
-                    failures.push((status, body));
-                }
-                done.fetch_add(1, Ordering::Relaxed);
-            }
-            failures
-        }));
-    }
-    while done.load(Ordering::Relaxed) < 40 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    breaker_opens_and_recovers(topo, &h1, &base).await;
+    internal_gateway_restart(topo, &h1, &h2, &base).await;
+
+    // Kill one catalog instance during a loop of 1,000 requests: zero failures.
+    let load = Load::start(&h1, &h2, &format!("{base}/api/catalog/products/1001"), 1000);
+    load.wait_for(100).await;
     assert!(topo.kill("catalog-1").await);
     assert!(topo.kill("catalog-1-sidecar").await);
-    let mut failures = Vec::new();
-    for w in workers {
-        failures.extend(w.await.expect("worker"));
-    }
-    assert_eq!(done.load(Ordering::Relaxed), 200);
+    let failures = load.finish().await;
     assert!(
         failures.is_empty(),
-        "failures after killing catalog-1: {failures:?}"
+        "{} of 1000 failed after killing catalog-1: {failures:?}",
+        failures.len()
     );
+}
+
+/// `requests` GETs of `url` from 4 workers (HTTP/1.1 and HTTP/2 alternately); keeps the
+/// failures with the time they happened.
+struct Load {
+    done: Arc<AtomicUsize>,
+    workers: Vec<tokio::task::JoinHandle<Vec<(std::time::Instant, StatusCode, Bytes)>>>,
+}
+
+impl Load {
+    fn start(h1: &Https, h2: &Https, url: &str, requests: usize) -> Load {
+        let done = Arc::new(AtomicUsize::new(0));
+        let workers = (0..4)
+            .map(|w| {
+                let (c, url, done) = (
+                    if w % 2 == 0 { h1.clone() } else { h2.clone() },
+                    url.to_owned(),
+                    done.clone(),
+                );
+                tokio::spawn(async move {
+                    let mut failures = Vec::new();
+                    for _ in 0..requests / 4 {
+                        let (status, _, body) = send(&c, get(&url, None)).await;
+                        if status != StatusCode::OK {
+                            failures.push((std::time::Instant::now(), status, body));
+                        }
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    failures
+                })
+            })
+            .collect();
+        Load { done, workers }
+    }
+
+    async fn wait_for(&self, n: usize) {
+        while self.done.load(Ordering::Relaxed) < n {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn finish(self) -> Vec<(std::time::Instant, StatusCode, Bytes)> {
+        let mut failures = Vec::new();
+        for w in self.workers {
+            failures.extend(w.await.expect("worker"));
+        }
+        failures
+    }
+}
+
+/// GET `url`: status, body, and how long it took.
+async fn timed(c: &Https, url: &str) -> (StatusCode, Bytes, Duration) {
+    let t = std::time::Instant::now();
+    let (status, _, body) = send(c, get(url, None)).await;
+    (status, body, t.elapsed())
+}
+
+/// `POST /_chaos` on a demo service's admin listener.
+async fn chaos(topo: &Topology, name: &str, body: &'static str) {
+    let admin = topo.process(name).expect("process").admin;
+    let c = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = Request::post(format!("http://{admin}/_chaos"))
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .expect("request");
+    let res = c.request(req).await.expect("chaos request");
+    assert_eq!(res.status(), StatusCode::OK);
+}
+
+/// Pricing fails every request: the internal gateway's failure breaker opens (10 in a row in
+/// the demo config) and callers get fast 503s; once pricing is back and the 3s cooldown has
+/// passed, requests succeed again.
+async fn breaker_opens_and_recovers(topo: &Topology, c: &Https, base: &str) {
+    let url = format!("{base}/api/prices/1001");
+    assert_eq!(timed(c, &url).await.0, StatusCode::OK);
+    chaos(topo, "pricing", r#"{"error_rate":1.0}"#).await;
+    let mut opened = None;
+    for i in 0..40 {
+        let (status, body, _) = timed(c, &url).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+        if String::from_utf8_lossy(&body).contains("breaker") {
+            opened = Some(i);
+            break;
+        }
+    }
+    let opened = opened.expect("the breaker opened within 40 requests");
+    // Open: answered by the internal gateway without calling pricing.
+    let mut fast = Vec::new();
+    for _ in 0..20 {
+        let (status, body, took) = timed(c, &url).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
+        assert!(
+            String::from_utf8_lossy(&body).contains("breaker"),
+            "{body:?}"
+        );
+        fast.push(took);
+    }
+    fast.sort();
+    eprintln!(
+        "breaker: opened after {} failed requests; open answers median {:?}, max {:?}",
+        opened + 1,
+        fast[fast.len() / 2],
+        fast[fast.len() - 1]
+    );
+    chaos(topo, "pricing", r#"{"error_rate":0}"#).await;
+    let back = std::time::Instant::now();
+    loop {
+        let (status, _, _) = timed(c, &url).await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(15),
+            "pricing not reachable again 15s after it recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "breaker: closed again {:?} after pricing recovered",
+        back.elapsed()
+    );
+    for _ in 0..10 {
+        assert_eq!(timed(c, &url).await.0, StatusCode::OK);
+    }
+}
+
+/// The internal gateway restarts (SIGTERM, drain, start again) during a loop of requests:
+/// only requests in the window where it is down may fail, and everything after it is back
+/// succeeds.
+async fn internal_gateway_restart(topo: &mut Topology, h1: &Https, h2: &Https, base: &str) {
+    let load = Load::start(h1, h2, &format!("{base}/api/catalog/products/1001"), 1000);
+    load.wait_for(100).await;
+    let down = std::time::Instant::now();
+    topo.restart("internal", Duration::from_secs(20))
+        .await
+        .expect("internal gateway restarted");
+    let up = std::time::Instant::now();
+    let failures = load.finish().await;
+    eprintln!(
+        "internal gateway restart: back after {:?}; {} of 1000 requests failed: {:?}",
+        up - down,
+        failures.len(),
+        failures
+            .iter()
+            .map(|(_, s, b)| format!("{} {}", s.as_u16(), String::from_utf8_lossy(b)))
+            .collect::<Vec<_>>()
+    );
+    let late: Vec<_> = failures.iter().filter(|(t, _, _)| *t > up).collect();
+    assert!(late.is_empty(), "failures after the restart: {late:?}");
+}
+
+/// Sends a raw HTTP/1.1 request; returns the response head, header names lower-cased.
+async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("an answer")
+        .expect("read");
+    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+    head.lines()
+        .map(|l| match l.split_once(':') {
+            Some((k, v)) => format!("{}:{v}\r\n", k.to_ascii_lowercase()),
+            None => format!("{l}\r\n"),
+        })
+        .collect()
 }
 
 /// Every config of topology/config/ passes its binary's `validate`.

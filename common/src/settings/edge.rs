@@ -38,6 +38,74 @@ pub struct EdgeSettings {
     /// Coarse routes to policies; the longest matching `path_prefix` wins.
     #[serde(default)]
     pub policies: Vec<PolicySettings>,
+    /// Plain-HTTP listeners that answer every request with a 308 to HTTPS. Default: none.
+    #[serde(default)]
+    pub https_redirect: Option<HttpsRedirectSettings>,
+    /// `Strict-Transport-Security` on every response over TLS. Default: none (a header
+    /// browsers remember for `max_age` is an operator's decision, not a default).
+    #[serde(default)]
+    pub hsts: Option<HstsSettings>,
+}
+
+/// `https_redirect`: which plain listeners redirect, and where to.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsRedirectSettings {
+    /// Names of plain (no `tls`) listeners whose requests are all redirected.
+    pub listeners: Vec<String>,
+    /// Port of the `Location` (`https://HOST:PORT/PATH?QUERY`; omitted when 443).
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+    /// Let `/.well-known/acme-challenge/...` through to the policies and routes instead of
+    /// redirecting it (HTTP-01 challenges must be answered over plain HTTP). Default false.
+    #[serde(default)]
+    pub pass_acme_challenge: bool,
+}
+
+fn default_https_port() -> u16 {
+    443
+}
+
+/// `Strict-Transport-Security` (RFC 6797).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HstsSettings {
+    /// How long browsers keep to HTTPS. Default 365d.
+    #[serde(default = "default_hsts_max_age")]
+    pub max_age: Duration,
+    #[serde(default)]
+    pub include_subdomains: bool,
+    #[serde(default)]
+    pub preload: bool,
+}
+
+fn default_hsts_max_age() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
+}
+
+/// Cross-origin access for browsers, answered at the edge (preflights never reach upstreams).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Allowed origins (`https://app.example.com`), or `"*"` for any.
+    pub allow_origins: Vec<String>,
+    /// Methods a preflight may ask for. Default: the policy's `methods` (any when empty).
+    #[serde(default)]
+    pub allow_methods: Vec<String>,
+    /// Request headers a preflight may ask for (case-insensitive). Default: none beyond the
+    /// CORS-safelisted ones.
+    #[serde(default)]
+    pub allow_headers: Vec<String>,
+    /// Response headers scripts may read. Default: none beyond the safelisted ones.
+    #[serde(default)]
+    pub expose_headers: Vec<String>,
+    /// Allow cookies and `Authorization` (`Access-Control-Allow-Credentials: true`); not
+    /// with `"*"`. Default false.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// How long browsers cache a preflight answer. Default: none (browser default, 5s).
+    #[serde(default)]
+    pub max_age: Option<Duration>,
 }
 
 fn default_max_uri() -> ByteSize {
@@ -229,6 +297,27 @@ pub struct PolicySettings {
     /// Claims forwarded as `x-gatehouse-claim-<name>`. Default: none.
     #[serde(default)]
     pub forward_claims: Vec<String>,
+    /// Longest request target here; longer → 414. Default: `edge.max_uri_bytes`.
+    #[serde(default)]
+    pub max_uri_bytes: Option<ByteSize>,
+    /// Most request-header bytes here; more → 431. At most `limits.max_request_header_bytes`
+    /// (what the listeners read at all). Default: that limit.
+    #[serde(default)]
+    pub max_header_bytes: Option<ByteSize>,
+    /// Largest request body here, above or below `limits.max_request_body_bytes`; larger →
+    /// 413. Default: that limit.
+    #[serde(default)]
+    pub max_body_bytes: Option<ByteSize>,
+    /// A JSON Schema file the bodies of POST, PUT and PATCH requests must satisfy: such a
+    /// body is read whole (up to the body limit) and checked before it is forwarded; a
+    /// non-JSON content type → 415, invalid JSON or a schema violation → 400 naming the first
+    /// error. Default: none (bodies stream unread).
+    #[serde(default)]
+    pub json_schema: Option<PathBuf>,
+    /// Cross-origin access. Default: none (no CORS headers; preflights are ordinary
+    /// `OPTIONS` requests, subject to `methods` and `auth`).
+    #[serde(default)]
+    pub cors: Option<CorsSettings>,
 }
 
 /// Authorization rules; all that are set must hold.

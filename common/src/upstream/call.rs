@@ -23,6 +23,7 @@ use crate::body::{BodyLimitExceeded, ProxyBody};
 use crate::ctx::RequestCtx;
 use crate::error::{ProxyError, find_cause};
 use crate::metrics::Metrics;
+use crate::respond::X_OVERLOADED;
 
 /// Per-route overrides of the service's policy.
 #[derive(Debug, Default, Clone, Copy)]
@@ -84,7 +85,7 @@ async fn prepare(body: ProxyBody, retry_allowed: bool, max: u64) -> Result<Prepa
     Ok(Prepared::Replay(buf.freeze(), trailers))
 }
 
-fn client_body_error(e: BoxError) -> ProxyError {
+pub(crate) fn client_body_error(e: BoxError) -> ProxyError {
     match find_cause::<BodyLimitExceeded>(&*e) {
         Some(l) => ProxyError::BodyTooLarge { limit: l.limit },
         None => ProxyError::ClientBody { source: e },
@@ -204,7 +205,7 @@ fn guarded(
     ep: Arc<Endpoint>,
     mut admitted: Admitted,
 ) -> Response<ProxyBody> {
-    admitted.failed = res.status().is_server_error();
+    admitted.failed = admitted.upstream.counts_as_failure(&res);
     let (p, b) = res.into_parts();
     let body = Guarded {
         inner: b,
@@ -417,7 +418,11 @@ impl Upstream {
                 ep.observe_rtt(t0.elapsed());
                 metrics.upstream.ewma(&self.name, &ep.label, ep.ewma());
                 let status = res.status();
-                if status.is_server_error() {
+                // A Gatehouse tier behind this one shed the request (a breaker open for one of
+                // its services): the endpoint itself is fine, and retrying would only add load
+                // where there is too much (Envoy treats `x-envoy-overloaded` alike).
+                let shed = res.headers().contains_key(X_OVERLOADED);
+                if self.counts_as_failure(&res) {
                     self.endpoint_failed(metrics, ep);
                 } else {
                     ep.record_success();
@@ -428,7 +433,7 @@ impl Upstream {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u32>().ok());
                 let res = res.map(|b| b.map_err(BoxError::from).boxed_unsync());
-                if policy.retry_status(status, grpc_status) {
+                if !shed && policy.retry_status(status, grpc_status) {
                     // Only the head was read: nothing has reached the client yet.
                     return Attempt::RetryResponse(res);
                 }
@@ -459,6 +464,14 @@ impl Upstream {
                 }
             }
         }
+    }
+
+    /// Whether a response is held against the endpoint and the service's breaker: a 5xx,
+    /// unless a tier behind shed it or the service does not count 5xx.
+    fn counts_as_failure<B>(&self, res: &Response<B>) -> bool {
+        res.status().is_server_error()
+            && self.settings.count_server_errors
+            && !res.headers().contains_key(X_OVERLOADED)
     }
 
     fn endpoint_failed(&self, metrics: &Metrics, ep: &Endpoint) {

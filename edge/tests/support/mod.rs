@@ -66,13 +66,24 @@ impl Edge {
         path: &str,
         headers: &[(&str, &str)],
     ) -> (StatusCode, HeaderMap, String) {
+        self.send_body(method, path, headers, empty()).await
+    }
+
+    /// Like [`Edge::send`], with a body.
+    pub async fn send_body(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: ProxyBody,
+    ) -> (StatusCode, HeaderMap, String) {
         let mut req = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req: Request<ProxyBody> = req.body(empty()).expect("request");
+        let req: Request<ProxyBody> = req.body(body).expect("request");
         let (status, h, body) = collect(Client::http1().send(req).await).await;
         (status, h, String::from_utf8_lossy(&body).into_owned())
     }

@@ -1,4 +1,4 @@
-//! `Duration`: `250ms`, `5s`, `1m30s`, `1h` in config files.
+//! `Duration`: `250ms`, `5s`, `1m30s`, `1h`, `365d` in config files.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::{ParseUnitError, leading_number, leading_unit};
 
-/// A config duration: `250ms`, `5s`, `1m`, `1h`, `1m30s`, `0s` (units `h`, `m`, `s`,
-/// `ms`, `us`, `ns`, largest first, each at most once). A bare number is refused: `30`
+/// A config duration: `250ms`, `5s`, `1m`, `1h`, `1m30s`, `365d`, `0s` (units `d`, `h`, `m`,
+/// `s`, `ms`, `us`, `ns`, largest first, each at most once; a day is 24h). A bare number is refused: `30`
 /// could be seconds or milliseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Duration(std::time::Duration);
 
-const UNITS: [(&str, u128); 6] = [
+const UNITS: [(&str, u128); 7] = [
+    ("d", 86_400_000_000_000),
     ("h", 3_600_000_000_000),
     ("m", 60_000_000_000),
     ("s", 1_000_000_000),
@@ -80,7 +81,7 @@ impl FromStr for Duration {
             let Some(index) = UNITS.iter().position(|(name, _)| *name == unit) else {
                 let why = match unit {
                     "" => format!("missing unit after {number}, e.g. {EXAMPLES}"),
-                    _ => format!("unknown unit `{unit}`, expected h, m, s, ms, us or ns"),
+                    _ => format!("unknown unit `{unit}`, expected d, h, m, s, ms, us or ns"),
                 };
                 return Err(error(&why));
             };
