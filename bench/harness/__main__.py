@@ -16,7 +16,7 @@ import tempfile
 from . import profile, report, scenarios, system
 from .targets import LOAD_CPU, REPO, TARGETS, Lab, PROXY_CPU
 
-ALL = ["h1", "h2c", "tls", "handshake", "rate", "idle"]
+ALL = ["h1", "h2c", "tls", "h2tls", "handshake", "rate", "idle"]
 
 
 def parse_args(argv):

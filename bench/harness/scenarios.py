@@ -33,6 +33,10 @@ def scenarios(opts):
                                                log_dir=o.workdir)),
         Scenario("tls", f"TLS 1.3 keep-alive, HTTP/1.1 (`wrk -t1 -c{c}` on https)", "tls",
                  lambda url, d, o: load.wrk(url, d, c)),
+        Scenario("h2tls", f"HTTP/2 over TLS 1.3 (`h2load -t1 -c{opts.h2_clients} "
+                          f"-m{opts.h2_streams}` on https, ALPN h2)", "tls",
+                 lambda url, d, o: load.h2load(url, d, o.h2_clients, o.h2_streams,
+                                               log_dir=o.workdir)),
         Scenario("handshake", f"full TLS 1.3 handshake per request (`wrk -t1 -c{c} "
                               "-H 'Connection: close'` on https, no resumption)", "tls",
                  lambda url, d, o: load.wrk(url, d, c, headers=["Connection: close"])),

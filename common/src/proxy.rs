@@ -98,7 +98,8 @@ where
                 }
                 _ => tracing::warn!(error = %crate::plan::chain(&err), "request failed"),
             }
-            let public = plan.filter.as_ref().is_some_and(|f| f.public_errors());
+            let public = plan.settings.error_details == crate::settings::ErrorDetails::Public
+                || plan.filter.as_ref().is_some_and(|f| f.public_errors());
             respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc, public)
         }
     };

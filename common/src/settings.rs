@@ -40,6 +40,12 @@ pub struct ProxySettings {
     /// How long SIGTERM waits for in-flight requests before exiting. Default 30s.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: Duration,
+    /// What the problem bodies of upstream failures (502, 503, 504) tell clients: `full`
+    /// (the service, the address, the cause; for operators) or `public` (what happened, no
+    /// internal names: for a tier whose answers reach outside clients). The log line always
+    /// has everything. Default `full`; the edge always answers `public`.
+    #[serde(default)]
+    pub error_details: ErrorDetails,
     /// Named routes; the most specific match wins, ties by file order (see
     /// [`crate::routing`]).
     #[serde(default)]
@@ -312,6 +318,15 @@ pub struct ServiceSettings {
     /// resets and timeouts count either way.
     #[serde(default = "default_true")]
     pub count_server_errors: bool,
+}
+
+/// See [`ProxySettings::error_details`].
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorDetails {
+    #[default]
+    Full,
+    Public,
 }
 
 fn default_true() -> bool {

@@ -127,6 +127,26 @@ async fn error_statuses_have_problem_bodies() {
     }
 }
 
+/// `error_details: public`: upstream failures say what happened, not where.
+#[tokio::test]
+async fn public_error_details_name_nothing_internal() {
+    let dead = closed_port().await;
+    let yaml = format!(
+        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\n\
+         error_details: public\nroutes: [{{ name: all, service: secret-svc }}]\n\
+         services:\n  secret-svc:\n    endpoints: [\"{dead}\"]\n"
+    );
+    let proxy = start(&yaml).await;
+    let addr = proxy.addr("main").await.expect("listener");
+    let (s, h, b) = Client::http1().get(&format!("http://{addr}/x")).await;
+    let v = problem(s, &h, &b, StatusCode::BAD_GATEWAY);
+    assert_eq!(v["detail"], "the service could not be reached");
+    let text = String::from_utf8_lossy(&b);
+    for leak in ["secret-svc", "127.0.0.1", "refused"] {
+        assert!(!text.contains(leak), "{leak} in {text}");
+    }
+}
+
 /// A streamed body of unknown length that grows past the limit is cut off with 413.
 #[tokio::test]
 async fn streamed_body_over_limit_is_413() {

@@ -340,7 +340,7 @@ async fn breaker_opens_and_recovers(topo: &Topology, c: &Https, base: &str) {
     for i in 0..40 {
         let (status, body, _) = timed(c, &url).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
-        if String::from_utf8_lossy(&body).contains("breaker") {
+        if String::from_utf8_lossy(&body).contains("overloaded") {
             opened = Some(i);
             break;
         }
@@ -352,7 +352,7 @@ async fn breaker_opens_and_recovers(topo: &Topology, c: &Https, base: &str) {
         let (status, body, took) = timed(c, &url).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body:?}");
         assert!(
-            String::from_utf8_lossy(&body).contains("breaker"),
+            String::from_utf8_lossy(&body).contains("overloaded"),
             "{body:?}"
         );
         fast.push(took);
