@@ -416,6 +416,17 @@ impl Running {
         self.inner.shutdown.is_cancelled()
     }
 
+    /// Cancelled when a shutdown begins (a binary's own listeners stop accepting then).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    /// The tracker the drain waits on: a binary's own connections spawned on it are drained
+    /// like the TCP listeners' (up to `drain_timeout`).
+    pub fn tracker(&self) -> TaskTracker {
+        self.inner.tracker.clone()
+    }
+
     /// Starts a graceful shutdown: stop accepting, drain, then [`Running::wait`] returns.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();

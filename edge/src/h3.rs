@@ -4,14 +4,14 @@
 //! The endpoint reuses the listener's rustls config (certificate resolver and client
 //! verifier, so certificate reloads and mTLS apply) with ALPN `h3`; QUIC itself allows only
 //! TLS 1.3. TCP responses of a listener with a running endpoint advertise it with `Alt-Svc`
-//! (see [`AltSvc`]). Endpoints are bound once at start and closed when the runtime shuts down.
+//! (see [`AltSvc`]). Endpoints are bound once at start; on shutdown they refuse new connections,
+//! send GOAWAY on the open ones and are drained with the TCP listeners (`drain_timeout`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use gatehouse_common::proxy::{Shared, handle};
@@ -23,6 +23,8 @@ use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
 use http::{HeaderName, HeaderValue, Request, Response, Version};
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::chain;
 
@@ -79,24 +81,40 @@ pub async fn start(
         tracing::info!(listener = %l.name, address = %local, "HTTP/3 listening");
         alt_svc.set(l.name.clone(), local.port());
         out.push((l.name.clone(), local));
+        let (tracker, stop) = (running.tracker(), running.shutdown_token());
         tokio::spawn(accept_loop(
             endpoint.clone(),
             shared.clone(),
             l.name.clone(),
+            tracker.clone(),
+            stop.clone(),
         ));
         let running = running.clone();
         tokio::spawn(async move {
-            while !running.is_shutting_down() {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+            // Drain like the TCP listeners: refuse new connections, let every connection
+            // finish its requests after a GOAWAY (in `serve_conn`), then close what is left
+            // once the runtime's drain is over (done, or `drain_timeout` passed).
+            stop.cancelled().await;
+            endpoint.set_server_config(None);
+            running.wait().await;
             endpoint.close(0u32.into(), b"shutting down");
         });
     }
     Ok(out)
 }
 
-async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, listener: Arc<str>) {
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    shared: Arc<Shared>,
+    listener: Arc<str>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+) {
     while let Some(incoming) = endpoint.accept().await {
+        if stop.is_cancelled() {
+            incoming.refuse();
+            continue;
+        }
         let client_addr = incoming.remote_address();
         let conn = Arc::new(ConnInfo {
             client_addr,
@@ -105,8 +123,8 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, listener: A
             peer_identity: None,
             activity: ConnActivity::default(),
         });
-        let shared = shared.clone();
-        tokio::spawn(async move {
+        let (shared, requests, stop) = (shared.clone(), tracker.clone(), stop.clone());
+        tracker.spawn(async move {
             let quic = match incoming.await {
                 Ok(c) => c,
                 Err(e) => {
@@ -114,7 +132,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, listener: A
                     return;
                 }
             };
-            if let Err(e) = serve_conn(quic, shared, conn).await
+            if let Err(e) = serve_conn(quic, shared, conn, requests, stop).await
                 && !e.is_h3_no_error()
             {
                 tracing::debug!(client = %client_addr, error = %chain(&e), "HTTP/3 connection ended");
@@ -123,18 +141,36 @@ async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, listener: A
     }
 }
 
+/// Serves one connection's requests (each on the drain tracker). When the shutdown begins it
+/// sends GOAWAY (RFC 9114 §5.2) and keeps serving the requests already accepted.
 async fn serve_conn(
     quic: quinn::Connection,
     shared: Arc<Shared>,
     conn: Arc<ConnInfo>,
+    tracker: TaskTracker,
+    stop: CancellationToken,
 ) -> Result<(), h3::error::ConnectionError> {
     let mut h3 = h3::server::builder()
         .build::<_, Bytes>(h3_quinn::Connection::new(quic))
         .await?;
-    while let Some(resolver) = h3.accept().await? {
+    let mut going_away = false;
+    loop {
+        let accepted = if going_away {
+            h3.accept().await?
+        } else {
+            tokio::select! {
+                a = h3.accept() => a?,
+                () = stop.cancelled() => {
+                    going_away = true;
+                    h3.shutdown(0).await?;
+                    continue;
+                }
+            }
+        };
+        let Some(resolver) = accepted else { break };
         let shared = shared.clone();
         let conn = conn.clone();
-        tokio::spawn(async move {
+        tracker.spawn(async move {
             let client = conn.client_addr;
             let result = match resolver.resolve_request().await {
                 Ok((req, stream)) => serve_request(req, stream, shared, conn).await,

@@ -29,6 +29,10 @@ struct TlsEdge {
 
 async fn start() -> TlsEdge {
     let backend = Backend::new()
+        .handle("/slow", |_| async {
+            tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+            http::Response::new(gatehouse_common::body::full("slow but whole"))
+        })
         .route("/", "hello over any protocol")
         .run()
         .await;
@@ -41,6 +45,7 @@ async fn start() -> TlsEdge {
         "listeners:\n  - name: public\n    address: 127.0.0.1:0\n    tls: {{ cert: {}, key: {} }}\n\
          \x20 - name: http\n    address: 127.0.0.1:0\n\
          admin:\n  address: 127.0.0.1:0\n\
+         drain_timeout: 10s\n\
          routes:\n  - name: all\n    service: internal\n\
          services:\n  internal:\n    endpoints: [{}]\n\
          edge:\n  policies: [{{ name: open, path_prefix: /, auth: none }}]\n\
@@ -243,4 +248,30 @@ async fn plain_listener_redirects_to_https_and_tls_responses_carry_hsts() {
     let (_, headers, _) = get_h3(&edge, "/hello").await;
     assert!(headers.contains_key("strict-transport-security"));
     edge.running.shutdown();
+}
+
+/// Shutdown drains HTTP/3 like TCP: a request in flight gets its whole answer (after GOAWAY),
+/// new connections are refused, and the drain ends as soon as the request is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h3_requests_in_flight_finish_during_the_drain() {
+    let edge = start().await;
+    let req = Request::get(format!("https://localhost:{}/slow", edge.addr.port()))
+        .body(())
+        .expect("request");
+    let in_flight = tokio::spawn(gatehouse_tests::h3::request(
+        edge.addr,
+        "localhost",
+        client_tls(&edge.pki, &[]),
+        req,
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    edge.running.shutdown();
+    let (status, _, body) = in_flight.await.expect("request task");
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, Bytes::from_static(b"slow but whole"));
+    tokio::time::timeout(std::time::Duration::from_secs(5), edge.running.wait())
+        .await
+        .expect("the drain ends once the request is done, well before drain_timeout (10s)");
+    eprintln!("drained in {:?}", t.elapsed());
 }
