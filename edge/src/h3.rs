@@ -150,7 +150,10 @@ async fn serve_conn(
     tracker: TaskTracker,
     stop: CancellationToken,
 ) -> Result<(), h3::error::ConnectionError> {
+    // No grease: aioquic (Python's HTTP/3 client) drops the end of a response stream whose
+    // last frame is a reserved one, and hangs waiting for it.
     let mut h3 = h3::server::builder()
+        .send_grease(false)
         .build::<_, Bytes>(h3_quinn::Connection::new(quic))
         .await?;
     let mut going_away = false;
