@@ -1,0 +1,518 @@
+"""End-to-end checks of the docker-compose topology (topology/docker-compose.yml), through the
+edge's published ports, with clients we did not write (httpx, PyJWT) and `docker-compose` for
+the faults.
+
+Skipped unless GATEHOUSE_COMPOSE_EDGE is set: run by `topology/compose.sh test`, which starts
+the topology, sets the variables below and removes everything afterwards. By hand, against a
+topology started with `topology/compose.sh up`:
+
+    GATEHOUSE_COMPOSE_EDGE=127.0.0.1:8443 GATEHOUSE_COMPOSE_CA=.gatehouse/compose/ca.pem \
+        python3 -m pytest -q -s tests/python/test_compose.py
+
+Variables:
+    GATEHOUSE_COMPOSE_EDGE            the edge's HTTPS address on the host (required)
+    GATEHOUSE_COMPOSE_CA              the CA of the compose PKI, copied out of the volume (required)
+    GATEHOUSE_COMPOSE_HTTP            the edge's plain HTTP address (default: edge host, port 8080)
+    GATEHOUSE_COMPOSE_INTERNAL_ADMIN  the internal gateway's admin (default 127.0.0.1:19001)
+    GATEHOUSE_COMPOSE_CMD             the compose command (default
+                                      `docker-compose -p gatehouse -f topology/docker-compose.yml`)
+    GATEHOUSE_COMPOSE_PROJECT         the compose project (default gatehouse)
+
+The fault checks change the topology: the last one leaves catalog-2 running again (recreated,
+new IP), so the file can run twice against the same `up`.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import os
+import ssl
+import pathlib
+import shlex
+import statistics
+import subprocess
+import threading
+import time
+
+import httpx
+import jwt
+import pytest
+
+from test_edge_clients import h3_get
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EDGE = os.environ.get("GATEHOUSE_COMPOSE_EDGE", "")
+CA = os.environ.get("GATEHOUSE_COMPOSE_CA", "")
+EDGE_HOST = EDGE.rsplit(":", 1)[0] if EDGE else ""
+HTTP = os.environ.get("GATEHOUSE_COMPOSE_HTTP", f"{EDGE_HOST}:8080")
+INTERNAL_ADMIN = os.environ.get("GATEHOUSE_COMPOSE_INTERNAL_ADMIN", "127.0.0.1:19001")
+PROJECT = os.environ.get("GATEHOUSE_COMPOSE_PROJECT", "gatehouse")
+COMPOSE = shlex.split(
+    os.environ.get(
+        "GATEHOUSE_COMPOSE_CMD",
+        f"docker-compose -p {PROJECT} -f topology/docker-compose.yml",
+    )
+)
+# The throwaway containers of the new-IP check: names IPHOLDER-N, and this label (which
+# `compose.sh down` also removes).
+IPHOLDER = "gatehouse-ipholder"
+IPHOLDER_LABEL = "org.gatehouse.compose-test=ipholder"
+SIDECAR_PORT = 15006
+
+pytestmark = pytest.mark.skipif(
+    not EDGE,
+    reason="docker-compose checks: set GATEHOUSE_COMPOSE_EDGE and GATEHOUSE_COMPOSE_CA "
+    "(topology/compose.sh test does)",
+)
+
+BASE = f"https://{EDGE}"
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def run(cmd, timeout=120):
+    """Runs a command from the repository root; its stdout, or a test failure with its output."""
+    proc = subprocess.run(
+        cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout.strip()
+
+
+def compose(*args, timeout=120):
+    return run([*COMPOSE, *args], timeout=timeout)
+
+
+def container(service):
+    """The id of the project's container of `service` (running or not), or None."""
+    ids = run(
+        [
+            "docker", "ps", "-a", "-q",
+            "--filter", f"label=com.docker.compose.project={PROJECT}",
+            "--filter", f"label=com.docker.compose.service={service}",
+        ]
+    ).split()
+    return ids[0] if ids else None
+
+
+def inspect(cid, fmt):
+    return run(["docker", "inspect", "--format", fmt, cid])
+
+
+def mesh_ip(cid):
+    """The container's address on its (only) network, and that network's name."""
+    out = inspect(cid, "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{$v.IPAddress}}\n{{end}}")
+    name, ip = out.splitlines()[0].split()
+    return ip, name
+
+
+def upstream_addresses(service):
+    res = httpx.get(f"http://{INTERNAL_ADMIN}/upstreams", timeout=5)
+    res.raise_for_status()
+    return [e["address"] for e in res.json()[service]["endpoints"]]
+
+
+def wait_for(what, predicate, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return time.monotonic()
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def client(**kw):
+    return httpx.Client(
+        base_url=BASE, verify=ssl.create_default_context(cafile=CA), timeout=40, **kw
+    )
+
+
+def token(client_id, secret):
+    with client() as c:
+        res = c.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+        )
+    assert res.status_code == 200, res.text
+    return res.json()["access_token"]
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def topology():
+    """Checks the variables, and remembers catalog-2's address before any fault."""
+    if not CA or not pathlib.Path(CA).is_file():
+        pytest.fail(f"GATEHOUSE_COMPOSE_CA must name the compose CA file (got {CA!r})")
+    cid = container("catalog-2")
+    assert cid, "no catalog-2 container: is the compose topology up?"
+    return {"catalog2_ip": mesh_ip(cid)[0]}
+
+
+@pytest.fixture(scope="module")
+def web_app_token():
+    return token("web-app", "web-app-dev-secret")
+
+
+# --- the public API through the edge ----------------------------------------------------------
+
+
+def test_public_get_http1():
+    with client(http1=True, http2=False) as c:
+        res = c.get("/api/catalog/products")
+    assert res.status_code == 200, res.text
+    assert res.http_version == "HTTP/1.1"
+    body = res.json()
+    assert [p["id"] for p in body["products"]] == ["1001", "1002", "1003", "1004", "1005"]
+    assert body["instance"] in (1, 2)
+    assert res.headers["x-service"] == "catalog"
+
+
+def test_public_get_http2():
+    with client(http1=False, http2=True) as c:
+        res = c.get("/api/catalog/products/1002")
+    assert res.status_code == 200, res.text
+    assert res.http_version == "HTTP/2"
+    assert res.json()["id"] == "1002"
+
+
+def test_http3_on_the_published_udp_port():
+    with client() as c:
+        res = c.get("/api/reviews/1001")
+    assert res.status_code == 200, res.text
+    assert 'h3=":8443"' in res.headers.get("alt-svc", "")
+    edge = container("edge")
+    assert run(["docker", "port", edge, "8443/udp"]), "8443/udp is not published"
+    # The same request over HTTP/3 (aioquic) through the published UDP port.
+    status, headers, body = asyncio.run(asyncio.wait_for(h3_get(EDGE, CA, "/api/reviews/1001"), 10))
+    assert status == 200, body
+    assert json.loads(body) == res.json()
+
+
+def test_http_redirects_to_https():
+    res = httpx.get(f"http://{HTTP}/api/catalog/products?page=2", follow_redirects=False, timeout=10)
+    assert res.status_code == 308, res.text
+    assert res.headers["location"] == f"https://{EDGE_HOST}:8443/api/catalog/products?page=2"
+
+
+def test_hsts_on_https():
+    with client() as c:
+        res = c.get("/api/catalog/products")
+    assert res.status_code == 200
+    assert "max-age=86400" in res.headers.get("strict-transport-security", "")
+
+
+def test_token_then_users_me(web_app_token):
+    with client() as c:
+        jwks = c.get("/.well-known/jwks.json").json()
+        discovery = c.get("/.well-known/openid-configuration").json()
+        res = c.get("/api/users/me", headers={"authorization": f"Bearer {web_app_token}"})
+    assert discovery["token_endpoint"] == f"{BASE}/oauth/token"
+    header = jwt.get_unverified_header(web_app_token)
+    key = next(k for k in jwt.PyJWKSet.from_dict(jwks).keys if k.key_id == header.get("kid"))
+    claims = jwt.decode(
+        web_app_token,
+        key.key,
+        algorithms=[header["alg"]],
+        audience="gatehouse",
+        issuer="gatehouse-dev-idp",
+    )
+    assert claims["sub"] == "web-app"
+    assert res.status_code == 200, res.text
+    me = res.json()
+    assert me["subject"] == "web-app"
+    assert me["issuer"] == "gatehouse-dev-idp"
+    assert set(me["scopes"]) == {"users:read", "orders:read", "orders:write"}
+
+
+def test_no_token_is_401():
+    with client() as c:
+        res = c.get("/api/users/me")
+    assert res.status_code == 401, res.text
+    assert res.headers["www-authenticate"].startswith("Bearer")
+    assert res.headers["content-type"].startswith("application/problem+json")
+
+
+def test_wrong_scope_is_403():
+    partner = token("partner", "partner-dev-secret")
+    with client() as c:
+        res = c.get("/api/users/1", headers={"authorization": f"Bearer {partner}"})
+    assert res.status_code == 403, res.text
+    assert "insufficient_scope" in res.headers["www-authenticate"]
+
+
+def test_spoofed_identity_headers_never_reach_echo(web_app_token):
+    spoofed = {
+        "x-gatehouse-subject": "admin",
+        "x-gatehouse-scopes": "admin users:write",
+        "x-gatehouse-issuer": "evil",
+        "x-gatehouse-claim-role": "root",
+    }
+    with client() as c:
+        res = c.get(
+            "/api/echo/whoami",
+            headers={"authorization": f"Bearer {web_app_token}", **spoofed},
+        )
+        anonymous = c.get("/api/echo/whoami", headers=spoofed)
+    assert anonymous.status_code == 401
+    assert res.status_code == 200, res.text
+    seen = res.json()["headers"]
+    assert seen["x-gatehouse-subject"] == ["web-app"]
+    assert seen["x-gatehouse-issuer"] == ["gatehouse-dev-idp"]
+    assert "x-gatehouse-claim-role" not in seen
+    for name, values in seen.items():
+        if name.startswith("x-gatehouse-"):
+            assert not any(v in ("admin", "evil", "root") or "users:write" in v for v in values), (
+                name,
+                values,
+            )
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b, n = n & 0x7F, n >> 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _fields(buf):
+    """Decodes a protobuf message: {field number: value} (varints and length-delimited only)."""
+    out, i = {}, 0
+    while i < len(buf):
+        key, shift = 0, 0
+        while True:
+            b = buf[i]
+            i += 1
+            key |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        field, wire = key >> 3, key & 7
+        value, shift = 0, 0
+        if wire == 0:
+            while True:
+                b = buf[i]
+                i += 1
+                value |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+        elif wire == 2:
+            length, shift = 0, 0
+            while True:
+                b = buf[i]
+                i += 1
+                length |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            value = buf[i : i + length].decode()
+            i += length
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+        out[field] = value
+    return out
+
+
+def test_grpc_create_order_through_the_mesh(web_app_token):
+    """edge -> internal -> orders' sidecar -> orders, which asks inventory and pricing through
+    its own sidecar (found by Docker DNS)."""
+    product = b"1002"
+    msg = b"\x0a" + _varint(len(product)) + product + b"\x10" + _varint(2)
+    frame = b"\x00" + len(msg).to_bytes(4, "big") + msg
+    with client(http1=False, http2=True) as c:
+        res = c.post(
+            "/shop.orders.v1.Orders/CreateOrder",
+            content=frame,
+            headers={
+                "authorization": f"Bearer {web_app_token}",
+                "content-type": "application/grpc",
+                "te": "trailers",
+            },
+        )
+    assert res.status_code == 200
+    assert res.headers.get("grpc-status", "0") == "0", res.headers.get("grpc-message")
+    body = res.content
+    assert body[0] == 0 and len(body) == 5 + int.from_bytes(body[1:5], "big"), body
+    order = _fields(body[5:])
+    assert order[2] == "1002" and order[3] == 2, order
+    assert order[4] == "web-app", order
+    assert order[5] > 0, order  # unit_price_cents, from pricing
+    assert order[6] == "CONFIRMED", order
+
+
+# --- faults ------------------------------------------------------------------------------------
+
+
+def _instances_seen(c, n):
+    seen = set()
+    for _ in range(n):
+        res = c.get("/api/catalog/products")
+        assert res.status_code == 200, res.text
+        seen.add(res.json()["instance"])
+    return seen
+
+
+def _instances_seen_concurrently(clients=4, each=10):
+    """The catalog instances that answer `clients` clients sending `each` GETs at once. A new
+    endpoint starts with a pessimistic latency estimate, so the balancer gives it traffic only
+    when the other one has requests in flight (or once the estimate has decayed)."""
+    def one(_):
+        with client() as c:
+            return _instances_seen(c, each)
+
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        return set().union(*pool.map(one, range(clients)))
+
+
+def test_kill_one_catalog_instance_during_1000_requests():
+    """SIGKILL to catalog-2 (`docker kill` of the container owning that instance's network
+    namespace, as `docker-compose kill catalog-2` does) while 4 clients send 1,000 GETs in all,
+    the kill after the 200th: no request fails. The loop goes on past 1,000 if needed until 200
+    answers came after the kill. Four clients at once, because the balancer (peak-EWMA, power of
+    two choices) sends a lone sequential client to the faster instance only; with requests in
+    flight both instances get traffic."""
+    total, kill_at, workers, after_kill, cap = 1000, 200, 4, 200, 5000
+    with client() as c:
+        wait_for("both catalog instances to answer", lambda: _instances_seen(c, 10) == {1, 2}, 30)
+    lock = threading.Lock()
+    killed = threading.Event()
+    state = {"next": 0, "done": 0}
+    failures, latencies = [], []
+    before, after = {}, {}
+    killer = {}
+
+    victim = container("catalog-2")
+
+    def kill():
+        t = time.monotonic()
+        try:
+            run(["docker", "kill", "--signal", "KILL", victim])
+        except BaseException as e:  # pytest.fail inside a thread: reported below
+            killer["error"] = e
+        killer["took"] = time.monotonic() - t
+        killed.set()
+
+    def worker():
+        with client(http1=True, http2=False) as c:
+            while True:
+                with lock:
+                    i = state["next"]
+                    enough_after = killed.is_set() and sum(after.values()) >= after_kill
+                    if (i >= total and enough_after) or i >= cap:
+                        return
+                    state["next"] += 1
+                if i == kill_at:
+                    threading.Thread(target=kill, daemon=True).start()
+                t = time.monotonic()
+                try:
+                    res = c.get("/api/catalog/products")
+                    if res.status_code == 200:
+                        counts = after if killed.is_set() else before
+                        inst = res.json()["instance"]
+                        with lock:
+                            counts[inst] = counts.get(inst, 0) + 1
+                    else:
+                        with lock:
+                            failures.append((i, res.status_code, res.text[:200]))
+                except httpx.HTTPError as e:
+                    with lock:
+                        failures.append((i, type(e).__name__, str(e)))
+                with lock:
+                    latencies.append(time.monotonic() - t)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    elapsed = time.monotonic() - started
+    killed.wait(60)
+    assert "error" not in killer, killer.get("error")
+    status = inspect(container("catalog-2"), "{{.State.Status}}")
+    lat = sorted(latencies)
+    print(
+        f"\n[compose] kill catalog-2 after {kill_at} of {len(lat)} GETs ({workers} clients): "
+        f"failures {len(failures)}; answers by instance until the kill returned {before}, "
+        f"after {after}; {elapsed:.1f}s in all, latency p50 {statistics.median(lat) * 1000:.1f}ms "
+        f"p99 {lat[int(len(lat) * 0.99)] * 1000:.1f}ms max {lat[-1] * 1000:.0f}ms; "
+        f"`docker kill` took {killer.get('took', 0):.1f}s; catalog-2 is {status}"
+    )
+    assert failures == [], failures[:10]
+    assert len(lat) >= total and sum(after.values()) >= after_kill
+    assert status == "exited"
+    assert before.get(2, 0) > 0, "catalog-2 got no traffic before the kill: nothing was tested"
+    assert set(after) <= {1}, f"answers after the kill came from {after}"
+
+
+def test_instance_back_with_a_new_ip_is_found_without_restarting_gateways(topology):
+    """catalog-2 (app and sidecar) removed, its old address taken by another container, then
+    recreated: the internal gateway drops the old address and finds the new one by DNS, while
+    neither gateway restarts."""
+    gateways = {s: container(s) for s in ("edge", "internal")}
+    started = {s: inspect(cid, "{{.State.StartedAt}}") for s, cid in gateways.items()}
+    cid = container("catalog-2")
+    old_ip = topology["catalog2_ip"]
+    if inspect(cid, "{{.State.Status}}") == "running":
+        old_ip = mesh_ip(cid)[0]
+    network = mesh_ip(container("catalog-1"))[1]
+    image = inspect(container("catalog-1"), "{{.Config.Image}}")
+    old = f"{old_ip}:{SIDECAR_PORT}"
+
+    compose("rm", "-f", "-s", "catalog-2-sidecar", "catalog-2")
+    t0 = time.monotonic()
+    wait_for(f"{old} to leave /upstreams", lambda: old not in upstream_addresses("catalog"), 15)
+    gone_after = time.monotonic() - t0
+    remove_ipholders()
+    try:
+        holder = take_address(old_ip, network, image)
+        compose("up", "-d", "--no-deps", "catalog-2", "catalog-2-sidecar", timeout=180)
+        t1 = time.monotonic()
+        new_ip = mesh_ip(container("catalog-2"))[0]
+        assert new_ip != old_ip, f"catalog-2 came back on its old address {old_ip}"
+        new = f"{new_ip}:{SIDECAR_PORT}"
+        wait_for(f"{new} in /upstreams", lambda: new in upstream_addresses("catalog"), 30)
+        listed_after = time.monotonic() - t1
+        wait_for("instance 2 to answer again", lambda: 2 in _instances_seen_concurrently(), 30)
+        served_after = time.monotonic() - t1
+        addresses = upstream_addresses("catalog")
+    finally:
+        remove_ipholders()
+    print(
+        f"\n[compose] catalog-2 {old_ip} -> {new_ip} (old address taken by {holder}): "
+        f"old address left /upstreams {gone_after:.1f}s after removal; new one listed "
+        f"{listed_after:.1f}s and serving {served_after:.1f}s after `up`; endpoints {addresses}"
+    )
+    assert old not in addresses
+    for s, cid in gateways.items():
+        assert container(s) == cid, f"{s} was recreated"
+        assert inspect(cid, "{{.State.StartedAt}}") == started[s], f"{s} was restarted"
+
+
+def take_address(ip, network, image, most=16):
+    """Starts throwaway containers on `network` until one holds `ip` (Docker hands out the
+    lowest free address, so the gaps below it fill first); its name, or a failure."""
+    for i in range(most):
+        name = f"{IPHOLDER}-{i}"
+        cid = run(
+            [
+                "docker", "run", "-d", "--name", name, "--label", IPHOLDER_LABEL,
+                "--network", network, image,
+                "gatehouse-topology", "service", "echo",
+                "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
+            ]
+        )
+        if mesh_ip(cid)[0] == ip:
+            return name
+    pytest.fail(f"{most} throwaway containers did not get {ip}")
+
+
+def remove_ipholders():
+    ids = run(["docker", "ps", "-a", "-q", "--filter", f"label={IPHOLDER_LABEL}"]).split()
+    if ids:
+        run(["docker", "rm", "-f", *ids])
