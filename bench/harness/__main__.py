@@ -161,7 +161,7 @@ def main(argv):
     keys = [k.strip() for k in opts.scenarios.split(",") if k.strip()]
     if "h3" in keys:
         keys.remove("h3")
-    h3 = "HTTP/3: not measured. Gatehouse has no QUIC listener yet"
+    h3 = "HTTP/3: not measured (the edge serves it, but no load generator here speaks it)"
     if "--h3" not in sh("h2load", "--help"):
         h3 += f", and this h2load ({sh('h2load', '--version')}) is built without --h3"
     notes.append(h3)
