@@ -114,18 +114,14 @@ impl Cors {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| ("allow_methods", "not a valid HTTP method".to_owned()))?
         };
-        let allow_headers = s
-            .allow_headers
-            .iter()
-            .map(|h| HeaderName::try_from(h.as_str()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ("allow_headers", "not a valid header name".to_owned()))?;
-        let expose = s
-            .expose_headers
-            .iter()
-            .map(|h| HeaderName::try_from(h.as_str()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ("expose_headers", "not a valid header name".to_owned()))?;
+        let names = |list: &[String], key: &'static str| {
+            list.iter()
+                .map(|h| HeaderName::try_from(h.as_str()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| (key, "not a valid header name".to_owned()))
+        };
+        let allow_headers = names(&s.allow_headers, "allow_headers")?;
+        let expose = names(&s.expose_headers, "expose_headers")?;
         let method_names: Vec<&str> = methods.iter().map(Method::as_str).collect();
         Ok(Cors {
             origins,

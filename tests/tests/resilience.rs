@@ -370,55 +370,16 @@ async fn incoming_deadline_is_honoured() {
     assert!(ms <= 150, "{ms}");
 }
 
-/// A 503 marked `x-gatehouse-overloaded` comes from a Gatehouse tier behind this one that shed
-/// the request (its breaker for some service is open): it is passed on as is, not retried, and
-/// not held against the endpoint (which stays healthy, its breaker closed).
-#[tokio::test]
-async fn shed_responses_are_not_retried_nor_held_against_the_endpoint() {
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counter = calls.clone();
-    let be = Backend::new()
-        .handle("/", move |_| {
-            counter.fetch_add(1, Ordering::Relaxed);
-            async move {
-                let mut res = Response::new(full("shed"));
-                *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-                res.headers_mut()
-                    .insert("x-gatehouse-overloaded", "true".parse().expect("value"));
-                res.headers_mut()
-                    .insert("retry-after", "3".parse().expect("value"));
-                res
-            }
-        })
-        .run()
-        .await;
-    let yaml = proxy_yaml(&format!(
-        "{}\n    retry: {{ retry_on: [gateway-error], max_attempts: 3, backoff_base: 1ms, backoff_max: 2ms }}\n    outlier_detection: {{ consecutive_failures: 2 }}\n    failure_breaker: {{ consecutive_failures: 3 }}",
-        endpoints(&[&be])
-    ));
-    let proxy = start(&yaml).await;
-    let addr = proxy.addr("main").await.expect("listener");
-    let client = Client::http1();
-    for _ in 0..10 {
-        let (status, headers, body) = client.get(&format!("http://{addr}/x")).await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(&body[..], b"shed");
-        assert_eq!(headers["retry-after"], "3");
-    }
-    assert_eq!(
-        calls.load(Ordering::Relaxed),
-        10,
-        "a shed response was retried"
-    );
-    let ups = upstreams(proxy.admin_addr).await;
-    assert_eq!(ups["app"]["breaker"], "closed");
-    assert_eq!(ups["app"]["endpoints"][0]["state"], "healthy");
-}
-
-/// `count_server_errors: false` (a gateway in front of many services): relayed 5xx neither
-/// eject the endpoint nor open the breaker; they are still retried per the policy.
-#[tokio::test]
-async fn relayed_server_errors_need_not_count() {
+/// A backend answering every request 503 (marked `x-gatehouse-overloaded` when `shed`, as a
+/// Gatehouse tier behind would), counting them; the proxy in front with `service` settings.
+async fn always_503(
+    shed: bool,
+    service: &str,
+) -> (
+    gatehouse_common::runtime::Running,
+    Arc<AtomicUsize>,
+    BackendHandle,
+) {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let be = Backend::new()
@@ -427,16 +388,55 @@ async fn relayed_server_errors_need_not_count() {
             async move {
                 let mut res = Response::new(full("down"));
                 *res.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+                if shed {
+                    res.headers_mut()
+                        .insert("x-gatehouse-overloaded", "true".parse().expect("value"));
+                    res.headers_mut()
+                        .insert("retry-after", "3".parse().expect("value"));
+                }
                 res
             }
         })
         .run()
         .await;
-    let yaml = proxy_yaml(&format!(
-        "{}\n    count_server_errors: false\n    retry: {{ retry_on: [gateway-error], max_attempts: 2, backoff_base: 1ms, backoff_max: 2ms, budget: {{ ratio: 1.0, min_per_second: 100 }} }}\n    outlier_detection: {{ consecutive_failures: 2 }}\n    failure_breaker: {{ consecutive_failures: 3 }}",
-        endpoints(&[&be])
-    ));
-    let proxy = start(&yaml).await;
+    let yaml = proxy_yaml(&format!("{}\n{service}", endpoints(&[&be])));
+    (start(&yaml).await, calls, be)
+}
+
+/// A 503 marked `x-gatehouse-overloaded` comes from a Gatehouse tier behind this one that shed
+/// the request (its breaker for some service is open): it is passed on as is, not retried, and
+/// not held against the endpoint (which stays healthy, its breaker closed).
+#[tokio::test]
+async fn shed_responses_are_not_retried_nor_held_against_the_endpoint() {
+    let (proxy, calls, _be) = always_503(
+        true,
+        "    retry: { retry_on: [gateway-error], max_attempts: 3, backoff_base: 1ms, backoff_max: 2ms }\n    outlier_detection: { consecutive_failures: 2 }\n    failure_breaker: { consecutive_failures: 3 }",
+    )
+    .await;
+    let addr = proxy.addr("main").await.expect("listener");
+    let client = Client::http1();
+    for _ in 0..10 {
+        let (status, headers, _) = client.get(&format!("http://{addr}/x")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers["retry-after"], "3");
+    }
+    assert_eq!(
+        calls.load(Ordering::Relaxed),
+        10,
+        "a shed response was retried"
+    );
+    assert_healthy(&proxy).await;
+}
+
+/// `count_server_errors: false` (a gateway in front of many services): relayed 5xx neither
+/// eject the endpoint nor open the breaker; they are still retried per the policy.
+#[tokio::test]
+async fn relayed_server_errors_need_not_count() {
+    let (proxy, calls, _be) = always_503(
+        false,
+        "    count_server_errors: false\n    retry: { retry_on: [gateway-error], max_attempts: 2, backoff_base: 1ms, backoff_max: 2ms, budget: { ratio: 1.0, min_per_second: 100 } }\n    outlier_detection: { consecutive_failures: 2 }\n    failure_breaker: { consecutive_failures: 3 }",
+    )
+    .await;
     let addr = proxy.addr("main").await.expect("listener");
     let client = Client::http1();
     for _ in 0..10 {
@@ -449,6 +449,11 @@ async fn relayed_server_errors_need_not_count() {
         20,
         "each request tried twice"
     );
+    assert_healthy(&proxy).await;
+}
+
+/// The only endpoint is healthy and the breaker closed.
+async fn assert_healthy(proxy: &gatehouse_common::runtime::Running) {
     let ups = upstreams(proxy.admin_addr).await;
     assert_eq!(ups["app"]["breaker"], "closed");
     assert_eq!(ups["app"]["endpoints"][0]["state"], "healthy");
