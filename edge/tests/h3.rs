@@ -164,17 +164,7 @@ async fn h3_endpoint_refuses_connections_after_shutdown() {
 
 /// Sends a raw HTTP/1.1 request to the plain listener; returns the response head.
 async fn plain(edge: &TlsEdge, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(edge.http)
-        .await
-        .expect("connect");
-    tcp.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = vec![0; 4096];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
-        .await
-        .expect("an answer")
-        .expect("read");
-    String::from_utf8_lossy(&buf[..n]).into_owned()
+    gatehouse_tests::client::raw_first_read(edge.http, request).await
 }
 
 fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {

@@ -279,37 +279,28 @@ def _varint(n):
             return bytes(out)
 
 
+def _varint(buf, i):
+    """A protobuf varint at `buf[i]`: (value, index after it)."""
+    value, shift = 0, 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
 def _fields(buf):
     """Decodes a protobuf message: {field number: value} (varints and length-delimited only)."""
     out, i = {}, 0
     while i < len(buf):
-        key, shift = 0, 0
-        while True:
-            b = buf[i]
-            i += 1
-            key |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        key, i = _varint(buf, i)
         field, wire = key >> 3, key & 7
-        value, shift = 0, 0
         if wire == 0:
-            while True:
-                b = buf[i]
-                i += 1
-                value |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            value, i = _varint(buf, i)
         elif wire == 2:
-            length, shift = 0, 0
-            while True:
-                b = buf[i]
-                i += 1
-                length |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            length, i = _varint(buf, i)
             value = buf[i : i + length].decode()
             i += length
         else:

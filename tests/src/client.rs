@@ -63,3 +63,17 @@ pub async fn collect(res: Response<Incoming>) -> (http::StatusCode, HeaderMap, B
     let body = body.collect().await.expect("response body").to_bytes();
     (parts.status, parts.headers, body)
 }
+
+/// Writes `request` as is on a new TCP connection to `addr` and returns what the first read
+/// brings back (a response head fits in it): for requests no well-behaved client would send.
+pub async fn raw_first_read(addr: std::net::SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("an answer within 5s")
+        .expect("read");
+    String::from_utf8_lossy(&buf[..n]).into_owned()
+}

@@ -216,32 +216,16 @@ async fn checks(topo: &mut Topology) {
         .await
         .expect("grpc connect");
     let mut orders = OrdersClient::new(channel);
-    let mut req = tonic::Request::new(CreateOrderRequest {
-        product_id: "1001".into(),
-        quantity: 2,
-    });
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {web}").parse().expect("metadata"),
-    );
     let order = orders
-        .create_order(req)
+        .create_order(create_order(&web, 2))
         .await
         .expect("CreateOrder")
         .into_inner();
     assert_eq!(order.customer, "web-app");
     assert_eq!(order.status, "CONFIRMED");
     assert!(order.unit_price_cents > 0);
-    let mut req = tonic::Request::new(CreateOrderRequest {
-        product_id: "1001".into(),
-        quantity: 1,
-    });
-    req.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {mobile}").parse().expect("metadata"),
-    );
     let denied = orders
-        .create_order(req)
+        .create_order(create_order(&mobile, 1))
         .await
         .expect_err("mobile-app cannot write");
     // Refused at the edge, as a gRPC status.
@@ -411,18 +395,24 @@ async fn internal_gateway_restart(topo: &mut Topology, h1: &Https, h2: &Https, b
     assert!(late.is_empty(), "failures after the restart: {late:?}");
 }
 
+/// `CreateOrder` of `quantity` × product 1001 with `token`.
+fn create_order(token: &str, quantity: u32) -> tonic::Request<CreateOrderRequest> {
+    let mut req = tonic::Request::new(CreateOrderRequest {
+        product_id: "1001".into(),
+        quantity,
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    req
+}
+
 /// Sends a raw HTTP/1.1 request; returns the response head, header names lower-cased.
 async fn raw_http(addr: std::net::SocketAddr, request: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    tcp.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = vec![0; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+    gatehouse_tests::client::raw_first_read(addr, request)
         .await
-        .expect("an answer")
-        .expect("read");
-    let head = String::from_utf8_lossy(&buf[..n]).into_owned();
-    head.lines()
+        .lines()
         .map(|l| match l.split_once(':') {
             Some((k, v)) => format!("{}:{v}\r\n", k.to_ascii_lowercase()),
             None => format!("{l}\r\n"),
