@@ -279,7 +279,7 @@ def _varint(n):
             return bytes(out)
 
 
-def _varint(buf, i):
+def _read_varint(buf, i):
     """A protobuf varint at `buf[i]`: (value, index after it)."""
     value, shift = 0, 0
     while True:
@@ -295,12 +295,12 @@ def _fields(buf):
     """Decodes a protobuf message: {field number: value} (varints and length-delimited only)."""
     out, i = {}, 0
     while i < len(buf):
-        key, i = _varint(buf, i)
+        key, i = _read_varint(buf, i)
         field, wire = key >> 3, key & 7
         if wire == 0:
-            value, i = _varint(buf, i)
+            value, i = _read_varint(buf, i)
         elif wire == 2:
-            length, i = _varint(buf, i)
+            length, i = _read_varint(buf, i)
             value = buf[i : i + length].decode()
             i += length
         else:
