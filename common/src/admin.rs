@@ -126,6 +126,10 @@ fn answer(
         "/config" => {
             let plan = shared.plan.load();
             let mut v = serde_json::to_value(&plan.settings).unwrap_or(Value::Null);
+            // The binary's own section, as its tier serialized it.
+            if let (Some((key, section)), Value::Object(map)) = (&plan.tier.section, &mut v) {
+                map.insert((*key).to_owned(), section.clone());
+            }
             redact(&mut v);
             json_response(&json!({ "binary": binary, "config": v }))
         }
@@ -148,8 +152,10 @@ fn answer(
     }
 }
 
-/// One route for `/routes`: `{name, match, action, service}`; `service` is the service, the
-/// split's services (with `split` giving the weights) or null; `mirror` when set.
+/// One route for `/routes`: `{name, match, action, service}`; `action` is `proxy`, `split`,
+/// `redirect`, `direct_response` or a handler's kind (then `handler` gives its arguments,
+/// redacted); `service` is the service, the split's services (with `split` giving the
+/// weights) or null; `mirror` when set.
 fn route_json(r: &crate::routing::Route) -> Value {
     use crate::routing::Action;
     let mut v = json!({
@@ -166,8 +172,13 @@ fn route_json(r: &crate::routing::Route) -> Value {
                 .collect();
             split.targets().map(|(s, _)| json!(&*s.name)).collect()
         }
-        Action::Redirect(_) | Action::DirectResponse(_) => Value::Null,
+        Action::Redirect(_) | Action::DirectResponse(_) | Action::Handler { .. } => Value::Null,
     };
+    if let Some(h) = &r.settings.handler {
+        let mut args = serde_json::to_value(h).unwrap_or(Value::Null);
+        redact(&mut args);
+        v["handler"] = args;
+    }
     if let Some(m) = &r.mirror {
         v["mirror"] = json!({ "service": &*m.service.name, "percent": m.percent });
     }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use crate::filter::{Extension, NoExtension};
+use crate::runtime::Extension;
+use crate::tier::NoTier;
 
 use crate::config;
 use crate::plan::Plan;
@@ -51,7 +52,7 @@ enum Command {
 /// Runs a binary: parses the command line, loads and validates the config before binding
 /// anything, serves until SIGTERM/SIGINT, drains, exits 0.
 pub fn main(binary: &'static str, about: &'static str) -> ExitCode {
-    main_with(binary, about, Arc::new(NoExtension))
+    main_with(binary, about, Arc::new(NoTier))
 }
 
 /// [`main`] for a binary with its own request phases (see [`crate::filter`]).
@@ -150,7 +151,7 @@ fn validate(binary: &str, path: &Path, ext: &dyn Extension) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{binary}: {}", crate::plan::chain(&e));
+            eprintln!("{binary}: {}", crate::error::chain(&e));
             ExitCode::from(EXIT_CONFIG)
         }
     }
@@ -166,7 +167,7 @@ fn serve(
     let loaded = match config::load::<ProxySettings>(&path) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("{binary}: {}", crate::plan::chain(&e));
+            eprintln!("{binary}: {}", crate::error::chain(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -186,12 +187,12 @@ fn serve(
         {
             Ok(r) => r,
             Err(crate::runtime::StartError::Config(e)) => {
-                eprintln!("{binary}: {}", crate::plan::chain(&e));
+                eprintln!("{binary}: {}", crate::error::chain(&e));
                 return ExitCode::from(EXIT_CONFIG);
             }
             Err(e) => {
-                eprintln!("{binary}: {}", crate::plan::chain(&e));
-                tracing::error!(error = %crate::plan::chain(&e), "cannot start");
+                eprintln!("{binary}: {}", crate::error::chain(&e));
+                tracing::error!(error = %crate::error::chain(&e), "cannot start");
                 return ExitCode::FAILURE;
             }
         };

@@ -21,8 +21,9 @@ mod yaml_error;
 mod tests;
 
 pub use error::ConfigError;
-pub use load::{Loaded, load, load_with_env, parse, parse_with_env};
+pub use load::{Loaded, load, load_with_env, parse, parse_with_env, section};
 pub use secret::{REDACTED, Secret};
 pub use source::Source;
+pub(crate) use suggest::hint_for_unknown;
 pub use suggest::{did_you_mean, did_you_mean_hint};
 pub use units::{ByteSize, Duration, ParseUnitError};

@@ -79,6 +79,11 @@ pub enum ProxyError {
 
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
+
+    /// The service answered, but not with what the route's handler needs (not JSON, too
+    /// large): the handler cannot build its answer from it.
+    #[error("service `{service}` answered unusably: {reason}")]
+    BadUpstreamResponse { service: String, reason: String },
 }
 
 impl ProxyError {
@@ -94,7 +99,8 @@ impl ProxyError {
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }
             | ProxyError::NoEndpoints { .. }
-            | ProxyError::Overloaded { .. } => ErrorSource::Upstream,
+            | ProxyError::Overloaded { .. }
+            | ProxyError::BadUpstreamResponse { .. } => ErrorSource::Upstream,
         }
     }
 }
@@ -112,4 +118,21 @@ pub fn find_cause<'a, T: std::error::Error + 'static>(
         cur = e.source();
     }
     None
+}
+
+/// An error and its causes on one line, `: `-separated, for config messages and log lines. A
+/// cause that the text already ends with is not repeated (hickory's and some I/O errors repeat
+/// their source in their own message).
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        let next_text = next.to_string();
+        if !text.ends_with(&next_text) {
+            text.push_str(": ");
+            text.push_str(&next_text);
+        }
+        cause = next.source();
+    }
+    text
 }

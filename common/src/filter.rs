@@ -1,9 +1,6 @@
-//! Extension points for a binary's own request phases (the edge's authentication, rate limits
-//! and validation; the sidecar's peer policy), so the proxy core stays shared.
-//!
-//! A binary passes an [`Extension`] to [`crate::runtime::run_with`]; on start and on every
-//! reload it builds a [`Filter`] from the validated settings, stored in the plan beside the
-//! routes, so a reload swaps both atomically.
+//! A binary's own request phases (the edge's authentication, rate limits and validation; the
+//! sidecar's peer policy), so the proxy core stays shared. A binary's [`crate::tier::Tier`]
+//! builds its [`Filter`] with each plan.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -14,10 +11,7 @@ use bytes::Bytes;
 use http::Response;
 
 use crate::body::ProxyBody;
-use crate::config::{ConfigError, Source};
 use crate::ctx::RequestCtx;
-use crate::runtime::{Running, StartError};
-use crate::settings::ProxySettings;
 
 /// A request's own body limit, left in `ctx.extensions` by [`Filter::on_request`]: it
 /// replaces `limits.max_request_body_bytes` for this request (a route that takes uploads, or
@@ -72,51 +66,5 @@ pub trait Filter: Send + Sync + Debug + 'static {
     /// Whether the filter has what it needs to serve (e.g. JWKS fetched); `/readyz` waits.
     fn is_ready(&self) -> bool {
         true
-    }
-}
-
-/// Builds a binary's filter from its settings. Errors point into the config file like every
-/// other validation error (use `source.error_at`).
-pub trait Extension: Send + Sync + Debug + 'static {
-    /// Whether this binary reads the `edge` section; others refuse a config that sets it,
-    /// rather than silently ignore security settings.
-    fn reads_edge_section(&self) -> bool {
-        false
-    }
-
-    /// Likewise for the `sidecar` section.
-    fn reads_sidecar_section(&self) -> bool {
-        false
-    }
-
-    fn build(
-        &self,
-        settings: &ProxySettings,
-        source: &Source,
-        previous: Option<&Arc<dyn Filter>>,
-    ) -> Result<Option<Arc<dyn Filter>>, ConfigError>;
-
-    /// Called once every TCP listener is bound, before `run` returns: a binary starts its own
-    /// listeners here (the edge's HTTP/3 endpoint). An error stops the binary.
-    fn started<'a>(&'a self, _running: &'a Running) -> StartedFuture<'a> {
-        Box::pin(std::future::ready(Ok(())))
-    }
-}
-
-/// What [`Extension::started`] returns.
-pub type StartedFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StartError>> + Send + 'a>>;
-
-/// No extension: the proxy core alone.
-#[derive(Debug, Default)]
-pub struct NoExtension;
-
-impl Extension for NoExtension {
-    fn build(
-        &self,
-        _settings: &ProxySettings,
-        _source: &Source,
-        _previous: Option<&Arc<dyn Filter>>,
-    ) -> Result<Option<Arc<dyn Filter>>, ConfigError> {
-        Ok(None)
     }
 }

@@ -1,4 +1,5 @@
-//! Header hygiene for a proxy hop (RFC 9110 §7.6.1) and the `X-Forwarded-*` / `Via` headers.
+//! Header hygiene for a proxy hop (RFC 9110 §7.6.1), the `X-Forwarded-*` / `Via` headers, and
+//! the one parser of each header value several phases read (`host[:port]`, `Cookie`).
 
 use std::net::IpAddr;
 
@@ -126,9 +127,89 @@ pub fn is_grpc(headers: &HeaderMap) -> bool {
         .unwrap_or(false)
 }
 
+/// Splits an authority (`Host`, `:authority`) into host and port. IPv6 literals keep their
+/// brackets (`[::1]:8080` → `[::1]`, `8080`); a bare IPv6 address has no port to split off
+/// (`::1` stays whole), so it is never cut at its last colon.
+pub fn split_host_port(authority: &str) -> (&str, Option<&str>) {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(i) => (&authority[..=i], authority[i + 1..].strip_prefix(':')),
+            None => (authority, None),
+        };
+    }
+    match authority.split_once(':') {
+        Some((host, port)) if !port.contains(':') => (host, Some(port)),
+        _ => (authority, None),
+    }
+}
+
+/// The host of an authority, without its port (see [`split_host_port`]).
+pub fn host_of(authority: &str) -> &str {
+    split_host_port(authority).0
+}
+
+/// `name=value` pairs of every `Cookie` header (RFC 6265 §4.2): pairs split on `;`, names and
+/// values trimmed, a value's surrounding double quotes removed. Routing, sticky splits and
+/// consistent hashing all read cookies through this, so a quoted value means the same to each.
+pub fn cookies(h: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .map(|(k, v)| (k.trim(), unquote(v.trim())))
+}
+
+fn unquote(v: &str) -> &str {
+    v.strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_and_port() {
+        let cases = [
+            ("example.com", ("example.com", None)),
+            ("example.com:8080", ("example.com", Some("8080"))),
+            ("127.0.0.1:80", ("127.0.0.1", Some("80"))),
+            ("[::1]:8080", ("[::1]", Some("8080"))),
+            ("[::1]", ("[::1]", None)),
+            ("[fe80::1%25eth0]:443", ("[fe80::1%25eth0]", Some("443"))),
+            ("::1", ("::1", None)),
+            ("2001:db8::1", ("2001:db8::1", None)),
+            ("", ("", None)),
+            ("[::1", ("[::1", None)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(split_host_port(input), want, "{input}");
+            assert_eq!(host_of(input), want.0, "{input}");
+        }
+    }
+
+    #[test]
+    fn cookie_pairs() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; b=\"two words\";c = 3 ;novalue; d=\"half"),
+        );
+        h.append(header::COOKIE, HeaderValue::from_static("e=\"\""));
+        let got: Vec<_> = cookies(&h).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", "1"),
+                ("b", "two words"),
+                ("c", "3"),
+                ("d", "\"half"),
+                ("e", "")
+            ]
+        );
+    }
 
     #[test]
     fn connection_named_headers_are_removed() {

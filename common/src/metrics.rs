@@ -46,7 +46,19 @@ pub struct Metrics {
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// Requests from mTLS peers, by listener and SPIFFE ID (bounded: mesh identities).
     pub peer_requests: Family<PeerLabels, Counter>,
+    /// Requests a route sent on its own behalf (mirror copies, handlers' calls).
+    pub child_requests: Family<ChildLabels, Counter>,
     pub upstream: UpstreamMetrics,
+}
+
+/// Labels of a child request (see [`crate::forward`]); all bounded by the config.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChildLabels {
+    pub route: Arc<str>,
+    pub service: Arc<str>,
+    /// What sent it: `mirror` or a handler's kind.
+    pub origin: &'static str,
+    pub status_class: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -222,10 +234,18 @@ impl Metrics {
             "Requests from mTLS peers, by listener, SPIFFE ID and status class",
             peer_requests.clone(),
         );
+        let child_requests = Family::<ChildLabels, Counter>::default();
+        registry.register(
+            "child_requests",
+            "Requests routes sent on their own behalf (mirrors, handlers), by route, service, \
+             origin and status class",
+            child_requests.clone(),
+        );
         let upstream = UpstreamMetrics::default();
         upstream.register(&mut registry);
         Metrics {
             peer_requests,
+            child_requests,
             upstream,
             registry,
             requests,

@@ -12,8 +12,10 @@ use rustls::ServerConfig;
 
 use crate::client::UpstreamClient;
 use crate::config::{ConfigError, Source};
+use crate::error::chain;
 use crate::routing::{Matched, RouteRequest, RouteTable};
 use crate::settings::{ListenerSettings, ProxySettings, ServiceSettings, UpstreamProtocol};
+use crate::tier::{NoTier, Tier, TierBuild, TierPlan};
 use crate::tls;
 use crate::upstream::balance::BalancerSettings;
 use crate::upstream::discovery::{self, DiscoverySettings, DnsResolver};
@@ -41,7 +43,6 @@ pub struct ListenerPlan {
 /// The run-time form of a service (see [`crate::upstream::service::Upstream`]).
 pub type Service = Upstream;
 
-use crate::filter::{Extension, Filter, NoExtension};
 /// A compiled route (see [`crate::routing`]).
 pub use crate::routing::Route;
 
@@ -56,8 +57,9 @@ pub struct Plan {
     pub services: HashMap<String, Arc<Service>>,
     pub limits: Limits,
     pub drain_timeout: Duration,
-    /// The binary's own request phases, built by its [`Extension`] from this plan's settings.
-    pub filter: Option<Arc<dyn Filter>>,
+    /// The binary's own part (its request phases, handlers and section), built by its
+    /// [`Tier`] from this plan's settings.
+    pub tier: TierPlan,
 }
 
 impl Plan {
@@ -70,33 +72,26 @@ impl Plan {
         source: &Source,
         previous: Option<&Plan>,
     ) -> Result<Plan, ConfigError> {
-        Self::build_with(settings, source, previous, &NoExtension)
+        Self::build_with(settings, source, previous, &NoTier)
     }
 
-    /// [`Plan::build`] for a binary with its own phases: `ext` validates its sections and
-    /// builds its filter.
+    /// [`Plan::build`] for a binary with its own part: `tier` validates its section and builds
+    /// its phases and route handlers.
     pub fn build_with(
         settings: ProxySettings,
         source: &Source,
         previous: Option<&Plan>,
-        ext: &dyn Extension,
+        tier: &dyn Tier,
     ) -> Result<Plan, ConfigError> {
-        if settings.edge.is_some() && !ext.reads_edge_section() {
-            return Err(source.error_at(
-                "edge",
-                "the `edge` section is read only by gatehouse-edge; this binary would ignore it",
-            ));
-        }
-        if settings.sidecar.is_some() && !ext.reads_sidecar_section() {
-            return Err(source.error_at(
-                "sidecar",
-                "the `sidecar` section is read only by gatehouse-sidecar; this binary would ignore it",
-            ));
-        }
-        let filter = ext.build(&settings, source, previous.and_then(|p| p.filter.as_ref()))?;
+        crate::tier::check_sections(tier, &settings, source)?;
+        let tier_plan = tier.build(&TierBuild {
+            settings: &settings,
+            source,
+            previous: previous.map(|p| &p.tier),
+        })?;
         let listeners = build_listeners(&settings, source)?;
         let services = build_services(&settings, source, previous)?;
-        let routes = build_routes(&settings, source, &services)?;
+        let routes = crate::routing::build(&settings, source, &services, &tier_plan.handlers)?;
         let l = &settings.limits;
         if l.max_concurrent_streams == 0 {
             return Err(source.error_at("limits.max_concurrent_streams", "must be at least 1"));
@@ -131,7 +126,7 @@ impl Plan {
             services,
             limits,
             drain_timeout,
-            filter,
+            tier: tier_plan,
         })
     }
 
@@ -358,30 +353,10 @@ fn check_resilience(
     Ok(())
 }
 
-fn build_routes(
-    s: &ProxySettings,
-    src: &Source,
-    services: &HashMap<String, Arc<Service>>,
-) -> Result<RouteTable, ConfigError> {
-    crate::routing::build(s, src, services)
-}
-
 /// The key path of a TLS error: the block, or the setting in it that is at fault.
 fn tls_key(block: &str, err: &tls::TlsError) -> String {
     match err.key() {
         Some(key) => format!("{block}.{key}"),
         None => block.to_owned(),
     }
-}
-
-/// An error and its causes on one line, for config messages.
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut msg = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        msg.push_str(": ");
-        msg.push_str(&e.to_string());
-        cur = e.source();
-    }
-    msg
 }

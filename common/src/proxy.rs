@@ -11,18 +11,22 @@ use arc_swap::ArcSwap;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
 use http_body_util::BodyExt;
+use tower::ServiceExt;
 use tracing::Instrument;
 
 use crate::body::{LimitedBody, ObservedBody, OnEnd, ProxyBody};
+use crate::conn::ConnInfo;
 use crate::ctx::RequestCtx;
 use crate::error::{ErrorSource, ProxyError};
 use crate::filter::{BodyCheck, BodyLimit};
+use crate::forward::Forward;
+use crate::handler::HandlerRequest;
 use crate::headers::{self, Forwarded};
+use crate::identity;
 use crate::metrics::{Metrics, NO_ROUTE};
 use crate::plan::Plan;
 use crate::respond;
-use crate::routing::{Action, Matched, RequestUrl, Route, RouteRequest, Vars, identity};
-use crate::server::ConnInfo;
+use crate::routing::{Action, Matched, RequestUrl, Route, RouteRequest, Vars};
 use crate::trace_context::{TraceContext, X_REQUEST_ID, request_id};
 use crate::upstream::call::client_body_error;
 
@@ -94,17 +98,17 @@ where
             let _enter = span.enter();
             match err.source_side() {
                 ErrorSource::Client => {
-                    tracing::debug!(error = %crate::plan::chain(&err), "request refused")
+                    tracing::debug!(error = %crate::error::chain(&err), "request refused")
                 }
-                _ => tracing::warn!(error = %crate::plan::chain(&err), "request failed"),
+                _ => tracing::warn!(error = %crate::error::chain(&err), "request failed"),
             }
             let public = plan.settings.error_details == crate::settings::ErrorDetails::Public
-                || plan.filter.as_ref().is_some_and(|f| f.public_errors());
+                || plan.tier.filter.as_ref().is_some_and(|f| f.public_errors());
             respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc, public)
         }
     };
     let (mut parts, body) = res.into_parts();
-    if let Some(filter) = &plan.filter {
+    if let Some(filter) = &plan.tier.filter {
         filter.on_response(&ctx, &mut parts);
     }
     let finish = Finish {
@@ -154,7 +158,7 @@ where
     }
     // The binary's own phases (the edge's authentication, limits, validation) see the
     // request after hygiene and before routing; they may answer it themselves.
-    if let Some(filter) = &plan.filter
+    if let Some(filter) = &plan.tier.filter
         && let Err(res) = filter.on_request(ctx, &mut parts).await
     {
         return Ok(res);
@@ -183,7 +187,7 @@ where
     let host = ctx
         .authority
         .as_deref()
-        .map(|a| strip_port(a).to_ascii_lowercase());
+        .map(|a| headers::host_of(a).to_ascii_lowercase());
     let view = RouteRequest {
         listener: &ctx.listener,
         method: &parts.method,
@@ -228,6 +232,36 @@ where
             let res = r.response(&url, &values.vars(ctx));
             return Ok(values.local(ctx, res));
         }
+        Action::Handler { kind, service } => {
+            let deadline = handler_deadline(plan, route, &parts.headers, ctx.start);
+            let forward = Forward::for_request(
+                ctx,
+                &parts.headers,
+                metrics.clone(),
+                Some(deadline),
+                plan.settings.telemetry.access_log,
+            );
+            let req = HandlerRequest {
+                parts,
+                body,
+                captures: captures.clone(),
+                route: route.name.clone(),
+                host: host.clone(),
+                forward,
+            };
+            // The route's deadline bounds the whole handler, its children included.
+            let until = tokio::time::Instant::from_std(deadline);
+            let res = match tokio::time::timeout_at(until, service.clone().oneshot(req)).await {
+                Ok(res) => res?,
+                Err(_) => {
+                    return Err(ProxyError::UpstreamTimeout {
+                        service: format!("{kind} (route {})", route.name),
+                        after: deadline.saturating_duration_since(ctx.start),
+                    });
+                }
+            };
+            return Ok(values.local(ctx, res));
+        }
     };
     ctx.service = Some(upstream.name.clone());
 
@@ -253,10 +287,23 @@ where
     if let Some(mirror) = &route.mirror
         && mirror.sample()
     {
-        body = mirror.start(metrics.clone(), ctx, &parts, body);
+        let forward = Forward::for_request(
+            ctx,
+            &parts.headers,
+            metrics.clone(),
+            None,
+            plan.settings.telemetry.access_log,
+        );
+        body = mirror.start(&forward, &parts, body);
     }
     let mut res = upstream
-        .call(metrics, ctx, parts, body, route.call_options())
+        .call(
+            metrics,
+            &mut ctx.upstream,
+            parts,
+            body,
+            route.call_options(),
+        )
         .await?;
     let via = headers::via_version(res.version());
     let h = res.headers_mut();
@@ -265,6 +312,23 @@ where
     h.insert(X_REQUEST_ID, ctx.request_id.clone());
     route.response_headers.apply(h, &values.vars(ctx));
     Ok(res)
+}
+
+/// When a handler route must have answered: its `timeout` (default the config's
+/// `timeouts.request`), or sooner when the caller gave a shorter deadline.
+fn handler_deadline(
+    plan: &Plan,
+    route: &Route,
+    headers: &http::HeaderMap,
+    start: Instant,
+) -> Instant {
+    let mut budget = route
+        .timeout
+        .unwrap_or_else(|| plan.settings.timeouts.request.get());
+    if let Some(d) = crate::upstream::deadline::incoming(headers) {
+        budget = budget.min(d);
+    }
+    start + budget
 }
 
 /// What a route's templates may use, gathered once per request.
@@ -342,21 +406,6 @@ fn request_authority<B>(req: &Request<B>) -> Option<String> {
     host.or(uri)
 }
 
-/// `host:port` → `host` (IPv6 literals keep their brackets).
-/// The host of an authority (`[v6]` keeps its brackets).
-pub fn strip_port(authority: &str) -> &str {
-    if authority.starts_with('[') {
-        return authority
-            .find(']')
-            .map(|i| &authority[..=i])
-            .unwrap_or(authority);
-    }
-    authority
-        .rsplit_once(':')
-        .map(|(h, _)| h)
-        .unwrap_or(authority)
-}
-
 /// Runs when the response body ends: metrics, counters and the access-log line.
 pub struct Finish {
     status: u16,
@@ -392,6 +441,7 @@ impl OnEnd for Finish {
                 bytes_out,
                 duration: elapsed,
                 complete,
+                child: None,
             });
         }
     }

@@ -70,6 +70,11 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "Request body could not be read",
         ),
         ProxyError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+        ProxyError::BadUpstreamResponse { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "bad-upstream-response",
+            "Unusable upstream response",
+        ),
     }
 }
 
@@ -112,6 +117,9 @@ fn public_detail(err: &ProxyError) -> &'static str {
         ProxyError::UpstreamTimeout { .. } => "the service did not answer in time",
         ProxyError::Overloaded { .. } => "the service is overloaded; retry later",
         ProxyError::NoEndpoints { .. } => "the service is unavailable",
+        ProxyError::BadUpstreamResponse { .. } => {
+            "the service answered with something this route cannot use"
+        }
         _ => "the service could not be reached",
     }
 }

@@ -16,12 +16,10 @@
 
 mod action;
 mod build;
-pub mod identity;
 mod matcher;
 mod mirror;
 mod path;
 mod table;
-mod template;
 mod transform;
 
 #[cfg(test)]
@@ -30,13 +28,13 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::template::{ValueTemplate, Vars};
 pub use action::{Action, DirectResponse, Redirect, RedirectTo, RequestUrl, Split};
 pub use build::build;
-pub use matcher::{HostMatch, MatchError, Matcher, RouteRequest, Specificity, ValueMatch, cookies};
+pub use matcher::{HostMatch, MatchError, Matcher, RouteRequest, Specificity, ValueMatch};
 pub use mirror::{MAX_BODY as MIRROR_MAX_BODY, MAX_IN_FLIGHT as MIRROR_MAX_IN_FLIGHT, Mirror};
 pub use path::{PathPattern, Segment, Template};
 pub use table::Table;
-pub use template::{ValueTemplate, Vars};
 pub use transform::{HeaderTransform, PathRewrite, Rewrite};
 
 use crate::settings::RouteSettings;

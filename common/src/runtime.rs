@@ -13,12 +13,28 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::{self, Readiness};
 use crate::config::{self, ConfigError, Loaded};
-use crate::filter::{Extension, NoExtension};
 use crate::metrics::{Metrics, ReloadLabels};
 use crate::plan::Plan;
 use crate::proxy::Shared;
 use crate::server::{self, ListenerHandle};
 use crate::settings::ProxySettings;
+use crate::tier::{NoTier, Tier};
+
+/// A binary's part in the runtime: its [`Tier`] (section, request phases, route handlers),
+/// plus what it starts itself once the TCP listeners are bound.
+pub trait Extension: Tier {
+    /// Called once every TCP listener is bound, before `run` returns: a binary starts its own
+    /// listeners here (the edge's HTTP/3 endpoint). An error stops the binary.
+    fn started<'a>(&'a self, _running: &'a Running) -> StartedFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+/// What [`Extension::started`] returns.
+pub type StartedFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StartError>> + Send + 'a>>;
+
+impl Extension for NoTier {}
 
 /// Why a binary could not start.
 #[derive(Debug, thiserror::Error)]
@@ -86,7 +102,7 @@ pub async fn run(
     loaded: Loaded<ProxySettings>,
     config_path: Option<PathBuf>,
 ) -> Result<Running, StartError> {
-    run_with(binary, loaded, config_path, Arc::new(NoExtension)).await
+    run_with(binary, loaded, config_path, Arc::new(NoTier)).await
 }
 
 /// [`run`] for a binary with its own request phases (see [`crate::filter`]).
@@ -212,7 +228,7 @@ fn spawn_readiness_checks(inner: &Arc<Inner>) {
     } else {
         inner.readiness.set_services(true);
     }
-    if r.http_check.is_none() && plan.filter.is_none() {
+    if r.http_check.is_none() && plan.tier.filter.is_none() {
         inner.readiness.set_app(true);
     }
     let readiness = inner.readiness.clone();
@@ -231,7 +247,7 @@ fn spawn_readiness_checks(inner: &Arc<Inner>) {
                 .check_interval
                 .get()
                 .max(std::time::Duration::from_millis(50));
-            let filter_ready = plan.filter.as_ref().is_none_or(|f| f.is_ready());
+            let filter_ready = plan.tier.filter.as_ref().is_none_or(|f| f.is_ready());
             let ok = filter_ready
                 && match &r.http_check {
                     None => true,
@@ -335,7 +351,7 @@ impl Running {
             Ok(()) => tracing::info!(binary = self.inner.binary, "config reloaded"),
             Err(e) => tracing::error!(
                 binary = self.inner.binary,
-                error = %crate::plan::chain(e),
+                error = %crate::error::chain(e),
                 "config reload refused; the previous config keeps serving"
             ),
         }

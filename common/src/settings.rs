@@ -10,9 +10,6 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub mod edge;
-pub mod sidecar;
-
 use crate::config::{ByteSize, Duration};
 use crate::upstream::balance::{BalancerKind, HashOn};
 use crate::upstream::breaker::{FailureBreakerSettings, LimitSettings as BreakerLimitSettings};
@@ -20,8 +17,9 @@ use crate::upstream::discovery::{DnsSettings, DnsSrvSettings, EndpointSettings};
 use crate::upstream::health::{HealthCheckSettings, OutlierSettings};
 use crate::upstream::retry::RetrySettings;
 
-/// The configuration of one proxy binary (for now the three binaries share it; each will add
-/// its own sections on top).
+/// The configuration of one proxy binary: what the three binaries share. Each binary's own
+/// section (`edge`, `internal`, `sidecar`) is declared and validated by that binary's crate
+/// (see [`crate::tier::Tier`]); here its key is only reserved.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxySettings {
@@ -56,13 +54,32 @@ pub struct ProxySettings {
     /// What `/readyz` waits for beyond loaded config and bound listeners.
     #[serde(default)]
     pub readiness: ReadinessSettings,
-    /// Edge-only settings (authentication, rate limits, validation); refused by the other
-    /// binaries.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub edge: Option<edge::EdgeSettings>,
-    /// Sidecar-only settings (inbound policy, outbound listener); refused by the others.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sidecar: Option<sidecar::SidecarSettings>,
+    /// The binaries' own sections, reserved so that a misspelt top-level key is still refused
+    /// with the full list of keys. Their schemas live in the binaries' crates, which read them
+    /// from the file themselves ([`crate::config::section`]); a binary refuses another's
+    /// section rather than ignore it.
+    #[serde(default, skip_serializing)]
+    pub edge: Option<TierSection>,
+    #[serde(default, skip_serializing)]
+    pub internal: Option<TierSection>,
+    #[serde(default, skip_serializing)]
+    pub sidecar: Option<TierSection>,
+}
+
+/// A binary's own section as the shared settings see it: present, contents not read here.
+pub type TierSection = serde::de::IgnoredAny;
+
+impl ProxySettings {
+    /// The reserved tier sections given in the file, by key.
+    pub fn tier_sections(&self) -> impl Iterator<Item = &'static str> + '_ {
+        [
+            ("edge", self.edge.is_some()),
+            ("internal", self.internal.is_some()),
+            ("sidecar", self.sidecar.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, given)| given.then_some(key))
+    }
 }
 
 /// Conditions for `/readyz` (and `wait-ready`) beyond "config loaded, certificates loaded,
@@ -368,7 +385,7 @@ pub struct UpstreamTlsSettings {
 /// A route: which requests it matches, what it does with them (its action) and how it
 /// transforms them. See [`crate::routing`] for the specificity order and the semantics.
 ///
-/// Exactly one action: `service` (proxy), `split`, `redirect` or `direct_response`.
+/// Exactly one action: `service` (proxy), `split`, `redirect`, `direct_response` or `handler`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteSettings {
@@ -399,6 +416,10 @@ pub struct RouteSettings {
     /// Answer with a fixed status and body instead of proxying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<DirectResponseSettings>,
+    /// Hand the request to a handler the binary offers: `{<kind>: <args>}`, one kind (e.g.
+    /// the internal gateway's `envelope`). A kind the binary does not offer is refused at load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<BTreeMap<String, serde_yaml::Value>>,
     /// Path and host rewrites of the request sent upstream. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<RewriteSettings>,

@@ -47,31 +47,62 @@ pub struct AccessLog<'a> {
     pub duration: Duration,
     /// False when the response body did not reach its end (client gone, upstream reset).
     pub complete: bool,
+    /// For a child request (see [`crate::forward`]): what sent it. Its `request_id` is the
+    /// parent's.
+    pub child: Option<&'static str>,
 }
 
 /// Emits the access-log event (target `access_log`, level INFO): one per request.
 pub fn access_log(a: &AccessLog<'_>) {
     let ctx = a.ctx;
-    tracing::info!(
-        target: "access_log",
-        request_id = ctx.request_id.to_str().unwrap_or_default(),
-        trace_id = %ctx.trace.trace_id_hex(),
-        listener = &*ctx.listener,
-        client = %ctx.client_addr,
-        peer = ctx.peer_identity.as_deref().unwrap_or("-"),
-        method = %ctx.method,
-        authority = ctx.authority.as_deref().unwrap_or("-"),
-        path = %ctx.path,
-        version = ?ctx.version,
-        status = a.status,
-        bytes_in = a.bytes_in,
-        bytes_out = a.bytes_out,
-        duration_ms = a.duration.as_secs_f64() * 1000.0,
-        route = ctx.route.as_deref().unwrap_or("-"),
-        service = ctx.service.as_deref().unwrap_or("-"),
-        upstream = %ctx.upstream.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-        failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
-        complete = a.complete,
-        "request"
-    );
+    let upstream = ctx.upstream.map(|u| u.to_string());
+    let upstream = upstream.as_deref().unwrap_or("-");
+    match a.child {
+        None => tracing::info!(
+            target: "access_log",
+            request_id = ctx.request_id.to_str().unwrap_or_default(),
+            trace_id = %ctx.trace.trace_id_hex(),
+            listener = &*ctx.listener,
+            client = %ctx.client_addr,
+            peer = ctx.peer_identity.as_deref().unwrap_or("-"),
+            method = %ctx.method,
+            authority = ctx.authority.as_deref().unwrap_or("-"),
+            path = %ctx.path,
+            version = ?ctx.version,
+            status = a.status,
+            bytes_in = a.bytes_in,
+            bytes_out = a.bytes_out,
+            duration_ms = a.duration.as_secs_f64() * 1000.0,
+            route = ctx.route.as_deref().unwrap_or("-"),
+            service = ctx.service.as_deref().unwrap_or("-"),
+            upstream,
+            failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
+            complete = a.complete,
+            "request"
+        ),
+        // A child: the same fields, the parent's request id, and what sent it.
+        Some(child) => tracing::info!(
+            target: "access_log",
+            request_id = ctx.request_id.to_str().unwrap_or_default(),
+            trace_id = %ctx.trace.trace_id_hex(),
+            child,
+            listener = &*ctx.listener,
+            client = %ctx.client_addr,
+            peer = ctx.peer_identity.as_deref().unwrap_or("-"),
+            method = %ctx.method,
+            authority = ctx.authority.as_deref().unwrap_or("-"),
+            path = %ctx.path,
+            version = ?ctx.version,
+            status = a.status,
+            bytes_in = a.bytes_in,
+            bytes_out = a.bytes_out,
+            duration_ms = a.duration.as_secs_f64() * 1000.0,
+            route = ctx.route.as_deref().unwrap_or("-"),
+            service = ctx.service.as_deref().unwrap_or("-"),
+            upstream,
+            failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
+            complete = a.complete,
+            "child request"
+        ),
+    }
 }

@@ -69,6 +69,24 @@ impl TraceContext {
         HeaderValue::try_from(s).unwrap_or_else(|_| HeaderValue::from_static(""))
     }
 
+    /// The context of a child request this hop sends on its own behalf: the same trace, this
+    /// hop's span as the parent, a new span.
+    pub fn child(&self) -> TraceContext {
+        TraceContext {
+            trace_id: self.trace_id,
+            parent_id: Some(self.span_id),
+            span_id: rand::random(),
+            flags: self.flags,
+        }
+    }
+
+    /// This hop's span id as 16 lower-case hex digits (for logs).
+    pub fn span_id_hex(&self) -> String {
+        let mut s = String::with_capacity(16);
+        push_hex(&mut s, &self.span_id);
+        s
+    }
+
     /// The trace id as 32 lower-case hex digits (for logs).
     pub fn trace_id_hex(&self) -> String {
         let mut s = String::with_capacity(32);
@@ -162,6 +180,20 @@ pub fn request_id(headers: &HeaderMap) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_continues_the_trace_under_this_hops_span() {
+        let (parent, _) = TraceContext::from_headers(&HeaderMap::new());
+        let child = parent.child();
+        assert_eq!(child.trace_id, parent.trace_id);
+        assert_eq!(child.parent_id, Some(parent.span_id));
+        assert_ne!(child.span_id, parent.span_id);
+        assert_eq!(child.flags, parent.flags);
+        let sent = child.outgoing();
+        let sent = sent.to_str().unwrap_or_default();
+        assert!(sent.contains(&child.span_id_hex()), "{sent}");
+        assert!(sent.contains(&parent.trace_id_hex()), "{sent}");
+    }
 
     #[test]
     fn valid_traceparent_keeps_trace_and_replaces_parent() {

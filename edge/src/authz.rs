@@ -1,6 +1,6 @@
 //! Authorization of an authenticated identity: scopes, roles at a claim path, claim values.
 
-use gatehouse_common::settings::edge::AuthorizeSettings;
+use crate::settings::AuthorizeSettings;
 use serde_json::Value;
 
 use crate::identity::Identity;
@@ -49,7 +49,7 @@ pub fn authorize(rules: &AuthorizeSettings, id: &Identity) -> Result<(), String>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_common::settings::edge::{RoleRule, ScopeRule};
+    use crate::settings::{RoleRule, ScopeRule};
     use serde_json::json;
 
     fn id() -> Identity {

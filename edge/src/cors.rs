@@ -7,9 +7,9 @@
 //! response from the calling script. A preflight asking for something not allowed is answered
 //! 403 with a problem body saying what, which is easier to debug than a silent 204.
 
+use crate::settings::CorsSettings;
 use gatehouse_common::body::ProxyBody;
 use gatehouse_common::ctx::RequestCtx;
-use gatehouse_common::settings::edge::CorsSettings;
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::{HeaderMap, Method, Response, StatusCode};

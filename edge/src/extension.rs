@@ -7,11 +7,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use gatehouse_common::config::{ConfigError, Source, did_you_mean_hint};
-use gatehouse_common::filter::{Extension, Filter};
+use gatehouse_common::runtime::Extension;
 use gatehouse_common::settings::ProxySettings;
-use gatehouse_common::settings::edge::{
-    AuthMethod, AuthSettings, EdgeSettings, IssuerSettings, RateLimitSettings,
-};
+use gatehouse_common::tier::{Tier, TierBuild, TierPlan};
 use http::{HeaderName, Method, Uri};
 use jsonwebtoken::DecodingKey;
 
@@ -27,6 +25,7 @@ use crate::policy::{AuthMethods, LimitKey, Policy, RateLimit};
 use crate::ratelimit::{Limiter, LocalLimiter, Quota};
 use crate::redirect::{HttpsRedirect, hsts_value};
 use crate::schema::JsonSchema;
+use crate::settings::{AuthMethod, AuthSettings, EdgeSettings, IssuerSettings, RateLimitSettings};
 
 /// The edge's [`Extension`]: builds the filter on start and on every reload.
 #[derive(Debug, Default)]
@@ -360,34 +359,37 @@ pub fn build_filter(
     })
 }
 
-impl Extension for EdgeExtension {
-    fn reads_edge_section(&self) -> bool {
-        true
+impl Tier for EdgeExtension {
+    fn section(&self) -> Option<&'static str> {
+        Some("edge")
     }
 
-    fn started<'a>(
-        &'a self,
-        running: &'a gatehouse_common::runtime::Running,
-    ) -> gatehouse_common::filter::StartedFuture<'a> {
-        Box::pin(async move { crate::h3::start(running, &self.alt_svc).await.map(|_| ()) })
-    }
-
-    fn build(
-        &self,
-        settings: &ProxySettings,
-        source: &Source,
-        _previous: Option<&Arc<dyn Filter>>,
-    ) -> Result<Option<Arc<dyn Filter>>, ConfigError> {
+    fn build(&self, cx: &TierBuild<'_>) -> Result<TierPlan, ConfigError> {
         // Deny unless a policy allows: an edge without policies would forward everything
         // unauthenticated, so it refuses to start instead of warning.
-        let Some(edge) = &settings.edge else {
-            return Err(source.error_at(
+        let Some(edge) = gatehouse_common::config::section::<EdgeSettings>(cx.source, "edge")?
+        else {
+            return Err(cx.source.error_at(
                 "",
                 "gatehouse-edge needs an `edge` section with `policies` (deny unless a policy \
                  allows); to forward everything without checks, say so explicitly: \
                  `edge: { policies: [{ name: open, path_prefix: /, auth: none }] }`",
             ));
         };
-        Ok(Some(Arc::new(build_filter(self, settings, edge, source)?)))
+        let filter = build_filter(self, cx.settings, &edge, cx.source)?;
+        Ok(TierPlan {
+            filter: Some(Arc::new(filter)),
+            section: serde_json::to_value(&edge).ok().map(|v| ("edge", v)),
+            ..TierPlan::default()
+        })
+    }
+}
+
+impl Extension for EdgeExtension {
+    fn started<'a>(
+        &'a self,
+        running: &'a gatehouse_common::runtime::Running,
+    ) -> gatehouse_common::runtime::StartedFuture<'a> {
+        Box::pin(async move { crate::h3::start(running, &self.alt_svc).await.map(|_| ()) })
     }
 }

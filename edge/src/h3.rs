@@ -14,9 +14,9 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use gatehouse_common::conn::{ConnActivity, ConnInfo};
 use gatehouse_common::proxy::{Shared, handle};
 use gatehouse_common::runtime::{Running, StartError};
-use gatehouse_common::server::{ConnActivity, ConnInfo};
 use gatehouse_common::tls::ALPN_H3;
 use h3::server::RequestStream;
 use http::header::{CONNECTION, TRANSFER_ENCODING, UPGRADE};
@@ -26,7 +26,7 @@ use http_body_util::BodyExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::chain;
+use gatehouse_common::error::chain;
 
 /// `Alt-Svc` values by listener name, set once the listener's QUIC endpoint is bound.
 #[derive(Debug, Default)]

@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod redirect;
 pub mod reply;
 pub mod schema;
+pub mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,16 +51,4 @@ pub fn main() -> std::process::ExitCode {
         "Gatehouse edge gateway: public TLS, HTTP/1.1, HTTP/2, authentication, authorization and rate limits in front of the internal gateway.",
         Arc::new(EdgeExtension::default()),
     )
-}
-
-/// An error and its sources, `: `-separated, for log lines.
-pub(crate) fn chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cur = e.source();
-    }
-    out
 }

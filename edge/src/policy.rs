@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use gatehouse_common::settings::edge::AuthorizeSettings;
+use crate::settings::AuthorizeSettings;
 use http::{HeaderName, Method};
 
 use crate::cors::Cors;

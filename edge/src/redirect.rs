@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use crate::settings::{HstsSettings, HttpsRedirectSettings};
 use gatehouse_common::body::ProxyBody;
 use gatehouse_common::ctx::RequestCtx;
-use gatehouse_common::proxy::strip_port;
-use gatehouse_common::settings::edge::{HstsSettings, HttpsRedirectSettings};
+use gatehouse_common::headers::host_of;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http::uri::Authority;
@@ -48,7 +48,7 @@ impl HttpsRedirect {
             .authority
             .as_deref()
             .and_then(|a| a.parse::<Authority>().ok())
-            .map(|a| strip_port(a.as_str()).to_ascii_lowercase());
+            .map(|a| host_of(a.as_str()).to_ascii_lowercase());
         let Some(host) = host.filter(|h| !h.is_empty()) else {
             return problem(
                 ctx,

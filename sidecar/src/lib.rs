@@ -7,14 +7,16 @@
 //! SPIFFE ID. The binary is this library plus a thin `main.rs`; tests start [`run`] in-process.
 
 pub mod policy;
+pub mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use gatehouse_common::config::{ConfigError, Loaded, Source};
-use gatehouse_common::filter::{Extension, Filter};
-use gatehouse_common::runtime::{Running, StartError};
+use gatehouse_common::config::{ConfigError, Loaded};
+use gatehouse_common::filter::Filter;
+use gatehouse_common::runtime::{Extension, Running, StartError};
 use gatehouse_common::settings::ProxySettings;
+use gatehouse_common::tier::{Tier, TierBuild, TierPlan};
 
 /// The binary's name, used in logs and `/config`.
 pub const BINARY: &str = "gatehouse-sidecar";
@@ -25,20 +27,27 @@ const ABOUT: &str = "Gatehouse sidecar: the east-west mTLS proxy beside each ser
 #[derive(Debug, Default)]
 pub struct SidecarExtension;
 
-impl Extension for SidecarExtension {
-    fn reads_sidecar_section(&self) -> bool {
-        true
+impl Tier for SidecarExtension {
+    fn section(&self) -> Option<&'static str> {
+        Some("sidecar")
     }
 
-    fn build(
-        &self,
-        settings: &ProxySettings,
-        source: &Source,
-        _previous: Option<&Arc<dyn Filter>>,
-    ) -> Result<Option<Arc<dyn Filter>>, ConfigError> {
-        Ok(policy::SidecarPolicy::build(settings, source)?.map(|p| Arc::new(p) as Arc<dyn Filter>))
+    fn build(&self, cx: &TierBuild<'_>) -> Result<TierPlan, ConfigError> {
+        let Some(section) =
+            gatehouse_common::config::section::<settings::SidecarSettings>(cx.source, "sidecar")?
+        else {
+            return Ok(TierPlan::default());
+        };
+        let policy = policy::SidecarPolicy::build(cx.settings, &section, cx.source)?;
+        Ok(TierPlan {
+            filter: Some(Arc::new(policy) as Arc<dyn Filter>),
+            section: serde_json::to_value(&section).ok().map(|v| ("sidecar", v)),
+            ..TierPlan::default()
+        })
     }
 }
+
+impl Extension for SidecarExtension {}
 
 /// Starts serving `config`; returns once every listener is bound.
 pub async fn run(

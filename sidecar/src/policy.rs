@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::settings::SidecarSettings;
 use gatehouse_common::body::ProxyBody;
 use gatehouse_common::config::{ConfigError, Source};
 use gatehouse_common::ctx::RequestCtx;
@@ -11,7 +12,6 @@ use gatehouse_common::filter::{Filter, FilterFuture};
 use gatehouse_common::headers::is_grpc;
 use gatehouse_common::respond::{grpc_response, problem_response};
 use gatehouse_common::settings::ProxySettings;
-use gatehouse_common::settings::sidecar::SidecarSettings;
 use gatehouse_common::tls::{Policy, SpiffeId};
 use http::{HeaderValue, Method, Response, StatusCode};
 
@@ -45,11 +45,12 @@ pub struct SidecarPolicy {
 }
 
 impl SidecarPolicy {
-    /// Validates the `sidecar` section of `settings`.
-    pub fn build(settings: &ProxySettings, source: &Source) -> Result<Option<Self>, ConfigError> {
-        let Some(s) = &settings.sidecar else {
-            return Ok(None);
-        };
+    /// Validates the `sidecar` section `s` of a config whose shared settings are `settings`.
+    pub fn build(
+        settings: &ProxySettings,
+        s: &SidecarSettings,
+        source: &Source,
+    ) -> Result<Self, ConfigError> {
         check_listener(
             settings,
             source,
@@ -59,12 +60,12 @@ impl SidecarPolicy {
         if let Some(out) = &s.outbound_listener {
             check_listener(settings, source, "sidecar.outbound_listener", out)?;
         }
-        Ok(Some(SidecarPolicy {
+        Ok(SidecarPolicy {
             inbound: Arc::from(s.inbound_listener.as_str()),
             outbound: s.outbound_listener.as_deref().map(Arc::from),
             rules: rules(s, source)?,
             known: settings.services.keys().cloned().collect(),
-        }))
+        })
     }
 
     fn inbound(&self, ctx: &RequestCtx, parts: &mut http::request::Parts) -> Result<(), String> {
@@ -96,7 +97,7 @@ impl SidecarPolicy {
         let host = ctx
             .authority
             .as_deref()
-            .map(|a| a.rsplit_once(':').map(|(h, _)| h).unwrap_or(a))
+            .map(gatehouse_common::headers::host_of)
             .unwrap_or("");
         if self.known.contains(host) {
             return Ok(());
@@ -208,7 +209,7 @@ fn rules(s: &SidecarSettings, source: &Source) -> Result<Vec<Rule>, ConfigError>
                 return Err(source.error_at(&at("peers"), "at least one SPIFFE ID"));
             }
             let peers = Policy::new(&s.trust_domain, Some(&r.peers))
-                .map_err(|e| source.error_at(&at("peers"), gatehouse_common::plan::chain(&e)))?;
+                .map_err(|e| source.error_at(&at("peers"), gatehouse_common::error::chain(&e)))?;
             Ok(Rule {
                 prefix: prefix.trim_end_matches('/').to_owned(),
                 methods,

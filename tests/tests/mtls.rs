@@ -432,7 +432,7 @@ async fn ready_only_with_certificates_loaded() {
     let err = gatehouse_common::runtime::run("gatehouse-test", loaded, None)
         .await
         .expect_err("start must fail");
-    let msg = gatehouse_common::plan::chain(&err);
+    let msg = gatehouse_common::error::chain(&err);
     assert!(
         msg.contains("internal-key.pem") && msg.contains("listeners[0].tls"),
         "{msg}"

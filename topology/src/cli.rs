@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
+use gatehouse_common::error::chain;
+
 use crate::{Error, ServeOptions, ServiceName, serve};
 
 /// Exit code for a bad command line or config (EX_USAGE in sysexits.h).
@@ -169,18 +171,6 @@ async fn run_up(args: UpArgs) -> ExitCode {
     eprintln!("gatehouse-topology: stopping");
     topo.shutdown().await;
     ExitCode::SUCCESS
-}
-
-/// The error and its causes, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn init_logs(format: LogFormat) {

@@ -96,3 +96,63 @@ fn parse_text<T: DeserializeOwned>(
         Err(error) => Err(yaml_error::translate(&source, &error)),
     }
 }
+
+/// Reads one top-level section of `source` into `T`: a binary's own section (`edge`,
+/// `internal`, `sidecar`), declared in that binary's crate. Errors point into the file like
+/// every other key's (`edge.policies[0].path_prefix`), since the section is read from the
+/// text, not from a re-serialized value. `None` when the file does not set the key.
+pub fn section<T: DeserializeOwned>(
+    source: &Source,
+    key: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    let deserializer = serde_yaml::Deserializer::from_str(&source.text);
+    let mut track = serde_path_to_error::Track::new();
+    let seed = OnlyKey::<T> {
+        key,
+        wanted: std::marker::PhantomData,
+    };
+    let result = serde::de::DeserializeSeed::deserialize(
+        seed,
+        serde_path_to_error::Deserializer::new(deserializer, &mut track),
+    );
+    result.map_err(|error| {
+        yaml_error::translate(
+            source,
+            &serde_path_to_error::Error::new(track.path(), error),
+        )
+    })
+}
+
+/// Deserializes the value of one key of the top-level mapping, skipping the others.
+struct OnlyKey<T> {
+    key: &'static str,
+    wanted: std::marker::PhantomData<T>,
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::DeserializeSeed<'de> for OnlyKey<T> {
+    type Value = Option<T>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Option<T>, D::Error> {
+        de.deserialize_map(self)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for OnlyKey<T> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "a mapping with an optional `{}` key", self.key)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Option<T>, A::Error> {
+        let mut found = None;
+        while let Some(name) = map.next_key::<String>()? {
+            if name == self.key {
+                found = map.next_value::<Option<T>>()?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}

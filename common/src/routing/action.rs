@@ -1,5 +1,6 @@
 //! What a route does with a matched request: proxy to a service, split across services,
-//! redirect, or answer directly. Later actions (aggregate, transcode, cache) join this enum.
+//! redirect, answer directly, or hand it to a handler the binary offers (see
+//! [`crate::handler`]: the internal gateway's orchestration plugs in there).
 
 use std::sync::Arc;
 
@@ -8,9 +9,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use rand::Rng;
 
-use super::matcher::cookies;
-use super::template::{ValueTemplate, Vars};
 use crate::body::{ProxyBody, full};
+use crate::handler::HandlerService;
+use crate::template::{ValueTemplate, Vars};
 use crate::upstream::balance::HashKey;
 use crate::upstream::service::Upstream;
 
@@ -23,16 +24,23 @@ pub enum Action {
     Split(Split),
     Redirect(Redirect),
     DirectResponse(DirectResponse),
+    /// A handler the binary offers, built for this route.
+    Handler {
+        kind: &'static str,
+        service: HandlerService,
+    },
 }
 
 impl Action {
-    /// The name used by `/routes`: `proxy`, `split`, `redirect` or `direct_response`.
+    /// The name used by `/routes`: `proxy`, `split`, `redirect`, `direct_response`, or the
+    /// handler's kind.
     pub fn kind(&self) -> &'static str {
         match self {
             Action::Proxy(_) => "proxy",
             Action::Split(_) => "split",
             Action::Redirect(_) => "redirect",
             Action::DirectResponse(_) => "direct_response",
+            Action::Handler { kind, .. } => kind,
         }
     }
 }
@@ -93,7 +101,7 @@ impl Split {
 fn sticky_key<'h>(key: &HashKey, h: &'h HeaderMap) -> Option<&'h [u8]> {
     match key {
         HashKey::Header(name) => h.get(name.as_str()).map(|v| v.as_bytes()),
-        HashKey::Cookie(name) => cookies(h)
+        HashKey::Cookie(name) => crate::headers::cookies(h)
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_bytes()),
     }
@@ -163,7 +171,8 @@ impl Redirect {
                 path,
                 strip_query,
             } => {
-                let (req_host, req_port) = split_authority(url.authority.unwrap_or(""));
+                let (req_host, req_port) =
+                    crate::headers::split_host_port(url.authority.unwrap_or(""));
                 let scheme_out = scheme.as_deref().unwrap_or(url.scheme);
                 let host_out = host.as_deref().unwrap_or(req_host);
                 // A new scheme or host drops the request's port unless `port` gives one.
@@ -208,20 +217,6 @@ impl Redirect {
             }
         }
         res
-    }
-}
-
-/// `host:port` → (`host`, `port`); IPv6 literals keep their brackets.
-fn split_authority(a: &str) -> (&str, Option<&str>) {
-    if a.starts_with('[') {
-        return match a.find(']') {
-            Some(i) => (&a[..=i], a[i + 1..].strip_prefix(':')),
-            None => (a, None),
-        };
-    }
-    match a.rsplit_once(':') {
-        Some((h, p)) => (h, Some(p)),
-        None => (a, None),
     }
 }
 

@@ -11,20 +11,23 @@ use http::header::HeaderValue;
 use super::action::{Action, DirectResponse, Redirect, RedirectTo, Split};
 use super::matcher::Matcher;
 use super::mirror::Mirror;
-use super::template::ValueTemplate;
 use super::transform::{HeaderTransform, Rewrite};
 use super::{Route, RouteTable, Table};
-use crate::config::{ConfigError, Source, did_you_mean};
+use crate::config::{ConfigError, Source, did_you_mean, did_you_mean_hint};
+use crate::handler::{HandlerBuild, Handlers};
 use crate::settings::{ProxySettings, RouteSettings};
+use crate::template::ValueTemplate;
 use crate::tls::SpiffeId;
 use crate::upstream::balance::{BalancerKind, BalancerSettings};
 use crate::upstream::service::Upstream;
 
-/// Builds the route table of `s`; also checks the listeners' `trusted_gateways`.
+/// Builds the route table of `s`; also checks the listeners' `trusted_gateways`. Routes with a
+/// `handler` are built by the kind of that name in `handlers` (the binary's).
 pub fn build(
     s: &ProxySettings,
     src: &Source,
     services: &HashMap<String, Arc<Upstream>>,
+    handlers: &Handlers,
 ) -> Result<RouteTable, ConfigError> {
     check_trusted_gateways(s, src)?;
     let mut names = HashSet::new();
@@ -50,7 +53,13 @@ pub fn build(
         }
         let matcher = Matcher::compile(&r.matches)
             .map_err(|e| src.error_at(&at(&format!("match.{}", e.key)), e.message))?;
-        routes.push(route(r, &matcher, src, &at, services)?);
+        let cx = RouteBuild {
+            src,
+            at: &at,
+            services,
+            handlers,
+        };
+        routes.push(route(r, &matcher, &cx)?);
         matchers.push(matcher);
     }
     Ok(RouteTable {
@@ -59,13 +68,16 @@ pub fn build(
     })
 }
 
-fn route(
-    r: &RouteSettings,
-    matcher: &Matcher,
-    src: &Source,
-    at: &dyn Fn(&str) -> String,
-    services: &HashMap<String, Arc<Upstream>>,
-) -> Result<Route, ConfigError> {
+/// What building one route needs besides its settings.
+struct RouteBuild<'a> {
+    src: &'a Source,
+    at: &'a dyn Fn(&str) -> String,
+    services: &'a HashMap<String, Arc<Upstream>>,
+    handlers: &'a Handlers,
+}
+
+fn route(r: &RouteSettings, matcher: &Matcher, cx: &RouteBuild<'_>) -> Result<Route, ConfigError> {
+    let (src, at, services) = (cx.src, cx.at, cx.services);
     let service = |name: &str, key: &str| {
         services.get(name).cloned().ok_or_else(|| {
             let hint = did_you_mean(name, services.keys().map(String::as_str));
@@ -81,6 +93,7 @@ fn route(
         ("split", r.split.is_some()),
         ("redirect", r.redirect.is_some()),
         ("direct_response", r.direct_response.is_some()),
+        ("handler", r.handler.is_some()),
     ]
     .into_iter()
     .filter_map(|(k, on)| on.then_some(k))
@@ -90,7 +103,8 @@ fn route(
             let key = at("name");
             return Err(src.error_at(
                 key.strip_suffix(".name").unwrap_or(&key),
-                "a route needs an action: `service`, `split`, `redirect` or `direct_response`",
+                "a route needs an action: `service`, `split`, `redirect`, `direct_response` or \
+                 `handler`",
             ));
         }
         [_] => {}
@@ -150,6 +164,8 @@ fn route(
             body: Bytes::from(d.body.clone().unwrap_or_default()),
             content_type,
         })
+    } else if let Some(h) = &r.handler {
+        handler(r, h, &captures, cx)?
     } else {
         unreachable!("one action is given")
     };
@@ -161,7 +177,7 @@ fn route(
         ("rewrite", r.rewrite.is_some()),
         ("request_headers", r.request_headers.is_some()),
         ("retry", r.retry.is_some()),
-        ("timeout", r.timeout.is_some()),
+        ("timeout", r.timeout.is_some() && r.handler.is_none()),
     ] {
         if given && !proxies {
             return Err(src.error_at(
@@ -210,6 +226,48 @@ fn route(
         retry: r.retry.clone(),
         timeout: r.timeout.map(|t| t.get()),
         settings: r.clone(),
+    })
+}
+
+/// A `handler: {<kind>: <args>}` action, built by the binary's kind of that name.
+fn handler(
+    r: &RouteSettings,
+    h: &std::collections::BTreeMap<String, serde_yaml::Value>,
+    captures: &[String],
+    cx: &RouteBuild<'_>,
+) -> Result<Action, ConfigError> {
+    let (src, at) = (cx.src, cx.at);
+    let mut kinds = h.iter();
+    let (Some((name, args)), None) = (kinds.next(), kinds.next()) else {
+        return Err(src.error_at(
+            &at("handler"),
+            "`handler` names exactly one kind: `handler: {<kind>: <args>}`",
+        ));
+    };
+    let key = at(&format!("handler.{name}"));
+    let Some(kind) = cx.handlers.get(name) else {
+        let offered: Vec<&str> = cx.handlers.names().collect();
+        let message = match offered.as_slice() {
+            [] => format!("unknown handler `{name}`: this binary offers no route handlers"),
+            list => format!(
+                "unknown handler `{name}`: this binary offers `{}`",
+                list.join("`, `")
+            ),
+        };
+        return Err(src.error_at_hint(&key, message, did_you_mean_hint(name, offered)));
+    };
+    let service = kind.build(&HandlerBuild {
+        route: &r.name,
+        key,
+        args,
+        captures,
+        timeout: r.timeout.map(|t| t.get()),
+        source: src,
+        services: cx.services,
+    })?;
+    Ok(Action::Handler {
+        kind: kind.name(),
+        service,
     })
 }
 

@@ -5,11 +5,11 @@ use std::cell::OnceCell;
 use std::cmp::Reverse;
 
 use http::Method;
-use http::header::{COOKIE, HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName};
 use regex::Regex;
 
-use super::identity::{X_SCOPES, X_SUBJECT};
 use super::path::{PathPattern, regex_error};
+use crate::identity::{X_SCOPES, X_SUBJECT};
 use crate::settings::{RouteMatchSettings, ValueMatchSettings};
 
 /// What routing looks at in a request.
@@ -313,7 +313,8 @@ impl<'r> Lazy<'r> {
     }
 
     fn cookies(&self, h: &'r HeaderMap) -> &[(&'r str, &'r str)] {
-        self.cookies.get_or_init(|| cookies(h).collect())
+        self.cookies
+            .get_or_init(|| crate::headers::cookies(h).collect())
     }
 
     fn scopes(&self, h: &'r HeaderMap) -> &[&'r str] {
@@ -326,16 +327,6 @@ impl<'r> Lazy<'r> {
                 .collect()
         })
     }
-}
-
-/// `name=value` pairs of every `Cookie` header.
-pub fn cookies(h: &HeaderMap) -> impl Iterator<Item = (&str, &str)> {
-    h.get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
 }
 
 /// Query pairs, percent-decoded (`+` is a space, as in forms).

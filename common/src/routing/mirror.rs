@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
@@ -22,9 +22,7 @@ use tokio::sync::oneshot;
 
 use crate::BoxError;
 use crate::body::ProxyBody;
-use crate::ctx::RequestCtx;
-use crate::metrics::Metrics;
-use crate::upstream::call::CallOptions;
+use crate::forward::{Forward, ForwardRequest};
 use crate::upstream::service::Upstream;
 
 /// The largest request body mirrored.
@@ -66,10 +64,10 @@ impl Mirror {
 
     /// Starts mirroring a request about to be sent as `parts` + `body`; returns the body to
     /// send to the primary (the same, or teed). `parts` are the primary's, after transforms.
+    /// The copy is a child request of the primary, sent through `forward`.
     pub fn start(
         &self,
-        metrics: Arc<Metrics>,
-        ctx: &RequestCtx,
+        forward: &Forward,
         parts: &http::request::Parts,
         body: ProxyBody,
     ) -> ProxyBody {
@@ -94,35 +92,15 @@ impl Mirror {
             };
             (tee.boxed_unsync(), Some(rx))
         };
-        let mut shadow_parts = http::request::Request::new(());
-        *shadow_parts.method_mut() = parts.method.clone();
-        *shadow_parts.uri_mut() = parts.uri.clone();
-        *shadow_parts.version_mut() = parts.version;
+        let mut shadow = http::request::Request::new(());
+        *shadow.method_mut() = parts.method.clone();
+        *shadow.uri_mut() = parts.uri.clone();
+        *shadow.version_mut() = parts.version;
         let mut headers = parts.headers.clone();
         shadow_host(&mut headers);
-        *shadow_parts.headers_mut() = headers;
-        let (shadow_parts, ()) = shadow_parts.into_parts();
-        let mut shadow_ctx = RequestCtx {
-            request_id: ctx.request_id.clone(),
-            trace: ctx.trace,
-            trace_valid: ctx.trace_valid,
-            start: Instant::now(),
-            client_addr: ctx.client_addr,
-            listener: ctx.listener.clone(),
-            grpc: ctx.grpc,
-            tls: ctx.tls,
-            peer_identity: ctx.peer_identity.clone(),
-            method: ctx.method.clone(),
-            path: ctx.path.clone(),
-            authority: ctx.authority.clone(),
-            version: ctx.version,
-            route: ctx.route.clone(),
-            service: Some(self.service.name.clone()),
-            upstream: None,
-            failed: None,
-            extensions: http::Extensions::new(),
-        };
+        *shadow.headers_mut() = headers;
         let service = self.service.clone();
+        let forward = forward.clone();
         let guard = InFlight::new(self.in_flight.clone());
         tokio::spawn(async move {
             let _guard = guard;
@@ -134,16 +112,11 @@ impl Mirror {
                     Err(_) => return,
                 },
             };
-            let res = service
-                .call(
-                    &metrics,
-                    &mut shadow_ctx,
-                    shadow_parts,
-                    body,
-                    CallOptions::default(),
-                )
+            let request = shadow.map(|()| body);
+            let sent = forward
+                .send(ForwardRequest::new(service.clone(), request, "mirror"))
                 .await;
-            match res {
+            match sent {
                 Ok(res) => {
                     let mut body = res.into_body();
                     let _ = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -165,8 +138,8 @@ fn shadow_host(h: &mut HeaderMap) {
     let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
         return;
     };
-    let shadow = match host.rsplit_once(':') {
-        Some((name, port)) if !name.is_empty() && !host.ends_with(']') => {
+    let shadow = match crate::headers::split_host_port(host) {
+        (name, Some(port)) if !name.is_empty() => {
             format!("{name}-shadow:{port}")
         }
         _ => format!("{host}-shadow"),

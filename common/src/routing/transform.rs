@@ -5,8 +5,8 @@ use http::HeaderMap;
 use http::header::{HeaderName, HeaderValue};
 
 use super::path::PathPattern;
-use super::template::{ValueTemplate, Vars};
 use crate::settings::{HeaderTransformSettings, RewriteSettings};
+use crate::template::{ValueTemplate, Vars};
 
 /// Header changes, applied in the order remove, set, add.
 #[derive(Debug, Clone, Default)]

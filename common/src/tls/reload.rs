@@ -128,7 +128,7 @@ impl<T: Send + Sync + 'static> Watched<T> {
                 tracing::warn!(
                     what = self.what,
                     files = ?self.paths,
-                    error = %crate::plan::chain(&e),
+                    error = %crate::error::chain(&e),
                     "TLS files changed but cannot be loaded; the previous one keeps serving"
                 );
                 false

@@ -187,14 +187,8 @@ fn rendezvous<'a>(c: &[&'a Arc<Endpoint>], key: &[u8]) -> Option<&'a Arc<Endpoin
 fn hash_key<'r>(key: &HashKey, req: &'r http::request::Parts) -> Option<&'r [u8]> {
     match key {
         HashKey::Header(name) => req.headers.get(name.as_str()).map(|v| v.as_bytes()),
-        HashKey::Cookie(name) => req
-            .headers
-            .get_all(http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|kv| kv.trim().split_once('='))
-            .find(|(k, _)| *k == name)
+        HashKey::Cookie(name) => crate::headers::cookies(&req.headers)
+            .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_bytes()),
     }
 }

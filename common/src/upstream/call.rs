@@ -20,7 +20,6 @@ use super::retry::{RetryOn, RetrySettings};
 use super::service::Upstream;
 use crate::BoxError;
 use crate::body::{BodyLimitExceeded, ProxyBody};
-use crate::ctx::RequestCtx;
 use crate::error::{ProxyError, find_cause};
 use crate::metrics::Metrics;
 use crate::respond::X_OVERLOADED;
@@ -223,11 +222,12 @@ fn continue_after(status: http::StatusCode) -> String {
 
 impl Upstream {
     /// Sends `parts` + `body` to this service. `parts` already carries the forwarding headers;
-    /// its URI is set per attempt.
+    /// its URI is set per attempt. `chosen` is set to the endpoint of each attempt (the access
+    /// log's `upstream`). Callers go through the proxy action or [`crate::forward::Forward`].
     pub async fn call(
         self: &Arc<Self>,
         metrics: &Metrics,
-        ctx: &mut RequestCtx,
+        chosen: &mut Option<std::net::SocketAddr>,
         mut parts: http::request::Parts,
         body: ProxyBody,
         opts: CallOptions<'_>,
@@ -271,7 +271,7 @@ impl Upstream {
             };
             drop(endpoints);
             tried.push(ep.addr);
-            ctx.upstream = Some(ep.addr);
+            *chosen = Some(ep.addr);
             let left = deadline_at.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 admitted.failed = true;

@@ -173,7 +173,7 @@ impl RemoteKeys {
         match self.fetch().await {
             Ok(_) => true,
             Err(err) => {
-                tracing::warn!(url = %self.url, error = %crate::chain(&err), "JWKS refetch failed");
+                tracing::warn!(url = %self.url, error = %gatehouse_common::error::chain(&err), "JWKS refetch failed");
                 false
             }
         }
@@ -194,7 +194,7 @@ impl RemoteKeys {
                             .max(Duration::from_secs(1))
                     }
                     Err(err) => {
-                        tracing::warn!(url = %this.url, error = %crate::chain(&err),
+                        tracing::warn!(url = %this.url, error = %gatehouse_common::error::chain(&err),
                             "JWKS fetch failed; keeping the last good keys");
                         let r = retry;
                         retry = (retry * 2).min(this.refresh.max(RETRY_MIN));

@@ -8,6 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::dns::{Answer, DnsError, DnsResolver};
 use super::{Discovered, normalize};
+use crate::error::chain;
 
 /// A TTL shorter than this is re-resolved after this long (TTL 0 included).
 pub(super) const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -146,22 +147,6 @@ fn publish(tx: &watch::Sender<Arc<[Discovered]>>, target: &Target, set: Arc<[Dis
             "DNS discovery: endpoints changed"
         );
     }
-}
-
-/// An error and its causes on one line; a cause that the text already ends with (hickory's
-/// errors repeat their source in their own message) is not repeated.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let next_text = next.to_string();
-        if !text.ends_with(&next_text) {
-            text.push_str(": ");
-            text.push_str(&next_text);
-        }
-        cause = next.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `edge` section: settings only `gatehouse-edge` reads (authentication, authorization,
-//! rate limits, validation). Data only; the behaviour lives in the edge crate, and
-//! `docs/edge.md` documents every key with examples.
+//! rate limits, validation), declared in the edge crate and parsed by its extension
+//! (`gatehouse_common::config::section`). `docs/edge.md` documents every key with examples.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ByteSize, Duration, Secret};
+use gatehouse_common::config::{ByteSize, Duration, Secret};
 
 /// Settings of the edge tier. A request is served only when a policy allows it: a path that
 /// matches no policy is answered 404.

@@ -1,5 +1,5 @@
-//! Value templates of rewrites, redirects and header transforms: literal text with `{name}`
-//! placeholders for the route's captures and a few built-in values.
+//! Value templates of rewrites, redirects, header transforms and route handlers: literal text
+//! with `{name}` placeholders for the route's captures and a few built-in values.
 
 /// One piece of a template.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! The `sidecar` section: settings only `gatehouse-sidecar` reads (which listener faces the
-//! mesh, which faces the app, and who may call what). Data only; the behaviour lives in the
-//! sidecar crate.
+//! mesh, which faces the app, and who may call what), declared in the sidecar crate and parsed
+//! by its extension (`gatehouse_common::config::section`).
 
 use serde::{Deserialize, Serialize};
 
