@@ -390,6 +390,76 @@ const MALFORMED: &[Bad] = &[
         ..BAD
     },
     Bad {
+        name: "route handler this binary does not offer",
+        yaml: &[
+            listener!(),
+            "routes:",
+            "  - name: users",
+            "    handler:",
+            "      envelop: { service: users, path: /users, key: users }",
+            "services:",
+            "  users: { endpoints: [127.0.0.1:8081] }",
+        ],
+        at: (5, 7),
+        key: "routes[0].handler.envelop",
+        message: "unknown handler `envelop`: this binary offers `envelope`",
+        hint: Some("did you mean `envelope`?"),
+        ..BAD
+    },
+    Bad {
+        name: "route handler argument misspelt",
+        yaml: &[
+            listener!(),
+            "routes:",
+            "  - name: users",
+            "    handler:",
+            "      envelope:",
+            "        servce: users",
+            "        path: /users",
+            "        key: users",
+            "services:",
+            "  users: { endpoints: [127.0.0.1:8081] }",
+        ],
+        at: (6, 9),
+        key: "routes[0].handler.envelope.servce",
+        message: "unknown field `servce`, expected one of `service`, `path`, `key`",
+        hint: Some("did you mean `service`?"),
+        ..BAD
+    },
+    Bad {
+        name: "route handler names an unknown service",
+        yaml: &[
+            listener!(),
+            "routes:",
+            "  - name: users",
+            "    handler: { envelope: { service: user, path: /users, key: users } }",
+            "services:",
+            "  users: { endpoints: [127.0.0.1:8081] }",
+        ],
+        at: (4, 28),
+        key: "routes[0].handler.envelope.service",
+        message: "unknown service `user`",
+        hint: Some("did you mean `users`?"),
+        ..BAD
+    },
+    Bad {
+        name: "internal section key misspelt",
+        yaml: &[listener!(), "internal:", "  max_handler_body_byte: 1KiB"],
+        at: (3, 3),
+        key: "internal.max_handler_body_byte",
+        message: "unknown field `max_handler_body_byte`, expected `max_handler_body_bytes`",
+        hint: Some("did you mean `max_handler_body_bytes`?"),
+        ..BAD
+    },
+    Bad {
+        name: "another binary's section",
+        yaml: &[listener!(), "edge:", "  policies: []"],
+        at: (2, 1),
+        key: "edge",
+        message: "the `edge` section belongs to another Gatehouse binary (gatehouse-edge)",
+        ..BAD
+    },
+    Bad {
         name: "duplicate route name",
         yaml: &[
             listener!(),

@@ -1,0 +1,22 @@
+//! The `internal` section: settings only `gatehouse-internal` reads, declared here and parsed
+//! by its extension. Every key is optional; `docs/configuration.md` documents them.
+
+use gatehouse_common::config::ByteSize;
+use serde::{Deserialize, Serialize};
+
+/// Settings of the internal gateway tier.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InternalSettings {
+    /// The most a route handler reads of one service response it must parse (an `envelope`
+    /// part): above it the part fails as too large, so memory stays bounded. Default 1MiB.
+    pub max_handler_body_bytes: ByteSize,
+}
+
+impl Default for InternalSettings {
+    fn default() -> Self {
+        InternalSettings {
+            max_handler_body_bytes: ByteSize::new(1024 * 1024),
+        }
+    }
+}
