@@ -101,7 +101,7 @@ gh_check() {
       compose)
         [ -n "${COMPOSE:-}" ] || command -v docker-compose >/dev/null 2>&1 \
           || docker compose version >/dev/null 2>&1 \
-          || _gh_missing "docker-compose (or the docker compose plugin)" docker-compose - ;;
+          || _gh_missing docker-compose docker-compose "or the docker compose plugin" ;;
       *)
         echo "$GH_PROG: gh_check: unknown name \`$name\`" >&2
         exit 70 ;;

@@ -20,13 +20,18 @@
 #                                  else `docker compose`)
 #
 # Needs: docker (engine + docker-compose v1.29 or the compose v2 plugin), cargo with the
-# x86_64-unknown-linux-gnu target, curl; `test` also python3 with tests/python/requirements.txt.
+# x86_64-unknown-linux-gnu target, curl; `test` also python3, and the Python clients, which it
+# installs in .gatehouse/venv as scripts/test.sh does. What is missing is named in one line before
+# anything starts (exit 69; scripts/prereqs.sh).
 # The static build goes to target/static (its own target dir: it does not wait on the lock of
 # the usual target/), profile `compose` (release without LTO).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+GH_PROG=compose.sh
+# shellcheck source=scripts/prereqs.sh
+. scripts/prereqs.sh
 PROJECT=gatehouse
 COMPOSE_YML=topology/docker-compose.yml
 TRIPLE=x86_64-unknown-linux-gnu
@@ -217,12 +222,12 @@ down() {
 
 run_checks() {
   local t
-  log "end-to-end checks: python3 -m pytest tests/python/test_compose.py"
+  log "end-to-end checks: .gatehouse/venv/bin/python -m pytest tests/python/test_compose.py"
   t=$(now)
   GATEHOUSE_COMPOSE_EDGE=$EDGE \
     GATEHOUSE_COMPOSE_CA=$STATE_DIR/ca.pem \
     GATEHOUSE_COMPOSE_CMD="${COMPOSE_ARR[*]}" \
-    timeout --foreground -k 10s 10m python3 -m pytest -q -s -p no:cacheprovider tests/python/test_compose.py
+    timeout --foreground -k 10s 10m "$GH_PYTHON" -m pytest -q -s -p no:cacheprovider tests/python/test_compose.py
   timing "end-to-end checks" "$(since "$t")"
 }
 
@@ -247,11 +252,20 @@ test_all() {
   return "$rc"
 }
 
+# What each command runs, checked before it starts: a `test` that stops with `No module named
+# pytest` after minutes of building and starting is what this avoids.
+needs_build=(cargo)
+[ "${GATEHOUSE_COMPOSE_NO_BUILD:-0}" != 1 ] || needs_build=()
 case "${1:-}" in
-  build) trap print_timings EXIT; build ;;
-  up) compose_cmd; trap print_timings EXIT; up ;;
-  down) compose_cmd; down ;;
-  test) compose_cmd; test_all ;;
+  build) gh_require docker docker-engine cargo; trap print_timings EXIT; build ;;
+  up) gh_require docker docker-engine compose "${needs_build[@]}"; compose_cmd; trap print_timings EXIT; up ;;
+  down) gh_require docker compose; compose_cmd; down ;;
+  test)
+    gh_require docker docker-engine compose "${needs_build[@]}" python3 venv
+    gh_venv
+    compose_cmd
+    test_all
+    ;;
   _up-and-check) compose_cmd; trap print_timings EXIT; up; run_checks ;;
   *)
     # The comment block at the top of this file.
