@@ -6,8 +6,9 @@ Skipped unless GATEHOUSE_COMPOSE_EDGE is set: run by `topology/compose.sh test`,
 the topology, sets the variables below and removes everything afterwards. By hand, against a
 topology started with `topology/compose.sh up`:
 
+    bash scripts/test.sh --prepare    # once: the Python clients in .gatehouse/venv
     GATEHOUSE_COMPOSE_EDGE=127.0.0.1:8443 GATEHOUSE_COMPOSE_CA=.gatehouse/compose/ca.pem \
-        python3 -m pytest -q -s tests/python/test_compose.py
+        .gatehouse/venv/bin/python -m pytest -q -s tests/python/test_compose.py
 
 Variables:
     GATEHOUSE_COMPOSE_EDGE            the edge's HTTPS address on the host (required)
