@@ -127,7 +127,7 @@ gh_require() {
 }
 
 gh_venv() {
-  local want have=
+  local want have=''
   want=$(sha256sum "$GH_REQUIREMENTS")
   want=${want%% *}
   { read -r have <"$GH_VENV/.requirements.sha256"; } 2>/dev/null || true
@@ -144,7 +144,7 @@ gh_venv() {
 
 # Makes (or repairs) the venv and installs the requirements whose sha256 is $1. Runs under the lock.
 _gh_venv_build() {
-  local want=$1 have= stamp=$GH_VENV/.requirements.sha256
+  local want=$1 have='' stamp=$GH_VENV/.requirements.sha256
   { read -r have <"$stamp"; } 2>/dev/null || true
   if [ -x "$GH_PYTHON" ] && [ "$have" = "$want" ]; then
     return 0 # built by the run we waited for
