@@ -11,17 +11,15 @@ mod support;
 use std::time::Duration;
 
 use gatehouse_certs::Kind;
-use gatehouse_certs::test_util::{TestCert, TestPki};
-use gatehouse_common::body::{empty, full};
+use gatehouse_certs::test_util::TestPki;
+use gatehouse_common::body::full;
 use gatehouse_common::config;
 use gatehouse_common::runtime::Running;
 use gatehouse_common::settings::ProxySettings;
 use gatehouse_tests::{Backend, BackendHandle, Client};
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
-use http_body_util::BodyExt;
-use rustls::version::TLS13;
-use support::{Logs, TempDir, mesh_client, open};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use support::{Logs, TempDir, get_as};
 
 const EDGE: &str = "spiffe://gatehouse.local/gateway/edge";
 const INTERNAL: &str = "spiffe://gatehouse.local/gateway/internal";
@@ -106,35 +104,6 @@ services:
         .expect("internal gateway starts")
 }
 
-/// One GET over mTLS as `identity`: status, headers, body.
-async fn get_as(
-    addr: std::net::SocketAddr,
-    pki: &TestPki,
-    identity: &TestCert,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, HeaderMap, bytes::Bytes) {
-    let mut conn = open(
-        addr,
-        mesh_client(pki, INTERNAL, Some(identity), &TLS13),
-        "localhost",
-    )
-    .await
-    .expect("mTLS connection");
-    let mut req = Request::get(path).header("host", "localhost");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = conn
-        .sender
-        .send_request(req.body(empty()).expect("request"))
-        .await
-        .expect("response");
-    let (parts, body) = res.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
-    (parts.status, parts.headers, body)
-}
-
 fn header<'h>(h: &'h HeaderMap, name: &str) -> &'h str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
@@ -153,6 +122,7 @@ async fn a_handler_route_sends_a_child_request_with_the_parents_context() {
     let (status, h, body) = get_as(
         mesh,
         &pki,
+        INTERNAL,
         &edge,
         "/api/users/42",
         &[
@@ -232,6 +202,7 @@ async fn a_handler_route_sends_a_child_request_with_the_parents_context() {
     let (status, _, _) = get_as(
         mesh,
         &pki,
+        INTERNAL,
         &orders,
         "/api/users/7",
         &[("x-gatehouse-subject", "mallory")],

@@ -7,14 +7,11 @@
 mod support;
 
 use gatehouse_certs::Kind;
-use gatehouse_certs::test_util::{TestCert, TestPki};
-use gatehouse_common::body::empty;
+use gatehouse_certs::test_util::TestPki;
 use gatehouse_tests::named::{header, named};
 use gatehouse_tests::{BackendHandle, start};
-use http::{HeaderMap, Request, StatusCode};
-use http_body_util::BodyExt;
-use rustls::version::TLS13;
-use support::{TempDir, mesh_client, open};
+use http::StatusCode;
+use support::{TempDir, get_as};
 
 const EDGE: &str = "spiffe://gatehouse.local/gateway/edge";
 const INTERNAL: &str = "spiffe://gatehouse.local/gateway/internal";
@@ -62,35 +59,6 @@ services:
     )
 }
 
-/// One GET over mTLS as `identity` with `headers`: status and response headers.
-async fn get_as(
-    addr: std::net::SocketAddr,
-    pki: &TestPki,
-    identity: &TestCert,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, HeaderMap) {
-    let mut conn = open(
-        addr,
-        mesh_client(pki, INTERNAL, Some(identity), &TLS13),
-        "localhost",
-    )
-    .await
-    .expect("mTLS connection");
-    let mut req = Request::get(path).header("host", "localhost");
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = conn
-        .sender
-        .send_request(req.body(empty()).expect("request"))
-        .await
-        .expect("response");
-    let (parts, body) = res.into_parts();
-    body.collect().await.expect("body");
-    (parts.status, parts.headers)
-}
-
 #[tokio::test]
 async fn identity_headers_pass_only_from_a_trusted_gateway() {
     let pki = TestPki::new("gatehouse.local");
@@ -109,7 +77,7 @@ async fn identity_headers_pass_only_from_a_trusted_gateway() {
     ];
 
     // The edge: its claims route the request and reach the service.
-    let (s, h) = get_as(addr, &pki, &edge, "/admin/x", &claims).await;
+    let (s, h, _) = get_as(addr, &pki, INTERNAL, &edge, "/admin/x", &claims).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(header(&h, "x-route"), "admin");
     assert_eq!(header(&h, "x-backend"), "admins");
@@ -117,12 +85,12 @@ async fn identity_headers_pass_only_from_a_trusted_gateway() {
     assert_eq!(header(&h, "x-echo-x-gatehouse-tenant"), "t1");
 
     // A subject alone routes by subject, and fills `{subject}`.
-    let (_, h) = get_as(addr, &pki, &edge, "/admin/x", &claims[..1]).await;
+    let (_, h, _) = get_as(addr, &pki, INTERNAL, &edge, "/admin/x", &claims[..1]).await;
     assert_eq!(header(&h, "x-route"), "alice");
     assert_eq!(header(&h, "x-echo-x-user"), "user:alice");
 
     // Another mesh peer: the same claims are removed before routing.
-    let (s, h) = get_as(addr, &pki, &orders, "/admin/x", &claims).await;
+    let (s, h, _) = get_as(addr, &pki, INTERNAL, &orders, "/admin/x", &claims).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(header(&h, "x-route"), "everyone");
     assert_eq!(header(&h, "x-backend"), "app");

@@ -248,6 +248,41 @@ pub async fn open(
     })
 }
 
+/// One GET over mTLS to a gateway whose SPIFFE ID is `expected`, as `identity`, with `headers`:
+/// status, response headers and body.
+#[allow(dead_code)] // not every test file that includes this module calls it
+pub async fn get_as(
+    addr: SocketAddr,
+    pki: &TestPki,
+    expected: &str,
+    identity: &TestCert,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (http::StatusCode, http::HeaderMap, bytes::Bytes) {
+    let mut conn = open(
+        addr,
+        mesh_client(pki, expected, Some(identity), &rustls::version::TLS13),
+        "localhost",
+    )
+    .await
+    .expect("mTLS connection");
+    let mut req = http::Request::get(path).header("host", "localhost");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let res = conn
+        .sender
+        .send_request(req.body(empty()).expect("request"))
+        .await
+        .expect("response");
+    let (parts, body) = res.into_parts();
+    let body = http_body_util::BodyExt::collect(body)
+        .await
+        .expect("body")
+        .to_bytes();
+    (parts.status, parts.headers, body)
+}
+
 /// Handshake and one GET: the status, or what failed.
 pub async fn get_once(
     addr: SocketAddr,
