@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::window::{Window, now_ms};
+use super::window::Window;
 use crate::config::Duration as ConfigDuration;
 
 /// Concurrency limits of one service (Envoy's circuit-breaker thresholds).
@@ -103,6 +103,7 @@ pub struct Breaker {
     pub(crate) pending: AtomicUsize,
     pub(crate) retries: AtomicUsize,
     state: AtomicU8,
+    /// When the breaker last opened, in the window's milliseconds ([`Window::now_ms`]).
     opened_at: AtomicU64,
     consecutive: AtomicU32,
     probes_sent: AtomicU32,
@@ -140,7 +141,7 @@ impl Breaker {
     fn cooldown_left(&self) -> Option<Duration> {
         let opened = self.opened_at.load(Ordering::Acquire);
         let cooldown = self.failure.cooldown.get().as_millis() as u64;
-        let elapsed = now_ms().saturating_sub(opened);
+        let elapsed = self.window.now_ms().saturating_sub(opened);
         (elapsed < cooldown).then(|| Duration::from_millis(cooldown - elapsed))
     }
 
@@ -264,7 +265,8 @@ impl Breaker {
     }
 
     fn open(&self, why: &'static str) {
-        self.opened_at.store(now_ms(), Ordering::Release);
+        self.opened_at
+            .store(self.window.now_ms(), Ordering::Release);
         let prev = self.state.swap(OPEN, Ordering::AcqRel);
         if prev != OPEN {
             tracing::warn!(reason = why, cooldown = ?self.failure.cooldown.get(), "circuit breaker opened");

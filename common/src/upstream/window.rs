@@ -4,17 +4,10 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 /// Number of buckets the window is cut into: the window slides in tenths.
 const BUCKETS: usize = 10;
-
-/// Milliseconds since a process-wide origin.
-pub(crate) fn now_ms() -> u64 {
-    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    ORIGIN
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_millis() as u64
-}
 
 /// One slice of the window: which slice number it holds and its counts.
 #[derive(Debug, Default)]
@@ -27,6 +20,10 @@ struct Bucket {
 /// Two counters over the last `window`.
 #[derive(Debug)]
 pub struct Window {
+    /// Time zero of the slice numbers: when the window was made. Tokio's clock is the
+    /// system's monotonic clock (`std::time::Instant`, the same cost) unless a test paused
+    /// it; being per window, a test's paused clock never meets another test's origin.
+    origin: Instant,
     bucket_ms: u64,
     buckets: [Bucket; BUCKETS],
 }
@@ -34,14 +31,20 @@ pub struct Window {
 impl Window {
     pub fn new(window: Duration) -> Self {
         Window {
+            origin: Instant::now(),
             bucket_ms: (window.as_millis() as u64 / BUCKETS as u64).max(1),
             buckets: Default::default(),
         }
     }
 
+    /// Milliseconds since the window was made.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
     /// Adds to the current bucket, first emptying it if it held an older slice.
     pub fn add(&self, first: u32, second: u32) {
-        let epoch = now_ms() / self.bucket_ms;
+        let epoch = self.now_ms() / self.bucket_ms;
         let b = &self.buckets[(epoch % BUCKETS as u64) as usize];
         let old = b.epoch.load(Ordering::Acquire);
         if old != epoch
@@ -62,7 +65,7 @@ impl Window {
 
     /// Both counters summed over the window.
     pub fn totals(&self) -> (u64, u64) {
-        let epoch = now_ms() / self.bucket_ms;
+        let epoch = self.now_ms() / self.bucket_ms;
         self.buckets
             .iter()
             .filter(|b| epoch.saturating_sub(b.epoch.load(Ordering::Acquire)) < BUCKETS as u64)
