@@ -291,8 +291,11 @@ mod tests {
         )
     }
 
-    #[test]
-    fn opens_after_consecutive_failures_and_recovers_half_open() {
+    // The timed tests run on Tokio's paused clock: `advance` moves it at once, and nothing
+    // else moves it, so a slow machine cannot make a cooldown end early or late.
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_consecutive_failures_and_recovers_half_open() {
         let b = breaker(3, 50);
         for _ in 0..3 {
             b.admit().expect("closed");
@@ -300,7 +303,7 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Open);
         assert!(matches!(b.admit(), Err(Overload::BreakerOpen { .. })));
-        std::thread::sleep(Duration::from_millis(60));
+        tokio::time::advance(Duration::from_millis(60)).await;
         b.admit().expect("probe 1");
         b.admit().expect("probe 2");
         assert!(b.admit().is_err(), "only two probes half-open");
@@ -309,19 +312,19 @@ mod tests {
         assert_eq!(b.state(), BreakerState::Closed);
     }
 
-    #[test]
-    fn a_failed_probe_reopens() {
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_reopens() {
         let b = breaker(1, 30);
         b.admit().expect("closed");
         b.finish(true);
-        std::thread::sleep(Duration::from_millis(40));
+        tokio::time::advance(Duration::from_millis(40)).await;
         b.admit().expect("probe");
         b.finish(true);
         assert_eq!(b.state(), BreakerState::Open);
     }
 
-    #[test]
-    fn ratio_trigger() {
+    #[tokio::test(start_paused = true)]
+    async fn ratio_trigger() {
         let b = Breaker::new(
             LimitSettings::default(),
             FailureBreakerSettings {

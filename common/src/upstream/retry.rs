@@ -216,8 +216,11 @@ impl RetryBudget {
 mod tests {
     use super::*;
 
-    #[test]
-    fn budget_caps_retries_at_ratio_above_floor() {
+    // The budget tests run on Tokio's paused clock: the window slides only when a test
+    // advances it, never because the machine was slow.
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_caps_retries_at_ratio_above_floor() {
         let b = RetryBudget::new(BudgetSettings {
             ratio: 0.2,
             min_per_second: 0,
@@ -230,8 +233,8 @@ mod tests {
         assert_eq!(granted, 20);
     }
 
-    #[test]
-    fn floor_allows_retries_at_low_traffic() {
+    #[tokio::test(start_paused = true)]
+    async fn floor_allows_retries_at_low_traffic() {
         let b = RetryBudget::new(BudgetSettings {
             ratio: 0.2,
             min_per_second: 1,
@@ -239,6 +242,33 @@ mod tests {
         });
         b.deposit();
         assert_eq!((0..10).filter(|_| b.withdraw()).count(), 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spent_budget_comes_back_as_the_window_slides() {
+        let b = RetryBudget::new(BudgetSettings {
+            ratio: 0.2,
+            min_per_second: 0,
+            window: ConfigDuration::from_secs(10),
+        });
+        let withdraw_all = || (0..100).filter(|_| b.withdraw()).count();
+        for _ in 0..100 {
+            b.deposit();
+        }
+        assert_eq!(withdraw_all(), 20);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..100 {
+            b.deposit();
+        }
+        // 200 requests in the window allow 40 retries; 20 are spent.
+        assert_eq!(withdraw_all(), 20);
+        tokio::time::advance(Duration::from_secs(5)).await;
+        for _ in 0..50 {
+            b.deposit();
+        }
+        // The first 100 requests and their 20 retries have left the window: 150 requests
+        // allow 30 retries, of which the 20 taken 5s ago are still counted.
+        assert_eq!(withdraw_all(), 10);
     }
 
     #[test]

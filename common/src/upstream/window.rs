@@ -85,3 +85,50 @@ impl Window {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use tokio::time::advance;
+
+    // On Tokio's paused clock: time moves only by `advance`, to the millisecond.
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_leave_the_window_a_tenth_at_a_time() {
+        // One second cut into ten buckets of 100ms.
+        let w = Window::new(Duration::from_secs(1));
+        w.add(1, 0);
+        advance(Duration::from_millis(500)).await;
+        w.add(1, 1);
+        assert_eq!(w.totals(), (2, 1));
+        // 999ms: the first count is still inside the window.
+        advance(Duration::from_millis(499)).await;
+        assert_eq!(w.totals(), (2, 1));
+        // 1000ms: its bucket has slid out; the bucket is reused for the new count.
+        advance(Duration::from_millis(1)).await;
+        assert_eq!(w.totals(), (1, 1));
+        w.add(0, 1);
+        assert_eq!(w.totals(), (1, 2));
+        // 1500ms: only the count made at 1000ms is left.
+        advance(Duration::from_millis(500)).await;
+        assert_eq!(w.totals(), (0, 1));
+        // Idle for longer than the window: nothing is left.
+        advance(Duration::from_secs(5)).await;
+        assert_eq!(w.totals(), (0, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_empties_every_bucket() {
+        let w = Window::new(Duration::from_secs(1));
+        for _ in 0..5 {
+            w.add(2, 1);
+            advance(Duration::from_millis(100)).await;
+        }
+        assert_eq!(w.totals(), (10, 5));
+        w.reset();
+        assert_eq!(w.totals(), (0, 0));
+        w.add(1, 0);
+        assert_eq!(w.totals(), (1, 0));
+    }
+}
