@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 // ---------------------------------------------------------------------------------------
 // The fake DNS server
@@ -240,6 +241,52 @@ async fn wait_for_set(
     matches!(found, Ok(Ok(_))).then(|| started.elapsed())
 }
 
+/// Where the discovery task logs a failed lookup ("DNS discovery failed", "still failing").
+const REFRESH_TARGET: &str = "gatehouse_common::upstream::discovery::refresh";
+
+/// The discovery task's failed lookups as it reports them: its log events from
+/// [`REFRESH_TARGET`] that carry an `error` field. A test waits for the failure it needs
+/// instead of sleeping for a guessed time. After reporting a failure the task sleeps at least
+/// 1s before asking again, so a zone changed as soon as the report is seen is what the next
+/// lookup sees.
+struct FailedLookups {
+    count: watch::Receiver<usize>,
+    _installed: tracing::subscriber::DefaultGuard,
+}
+
+impl FailedLookups {
+    /// Starts counting the failures logged on this thread, which is where a
+    /// `#[tokio::test]` runs the discovery task.
+    fn watch() -> FailedLookups {
+        let (tx, count) = watch::channel(0);
+        let subscriber = tracing_subscriber::registry().with(FailureCounter(tx));
+        FailedLookups {
+            count,
+            _installed: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Waits up to `within` for a failure after those already seen; true if one came. False
+    /// also when the task's failure events moved from [`REFRESH_TARGET`] or lost `error`.
+    async fn next(&mut self, within: Duration) -> bool {
+        let seen = *self.count.borrow_and_update();
+        let failed = tokio::time::timeout(within, self.count.wait_for(|&n| n > seen)).await;
+        matches!(failed, Ok(Ok(_)))
+    }
+}
+
+/// The tracing layer behind [`FailedLookups`].
+struct FailureCounter(watch::Sender<usize>);
+
+impl<S: tracing::Subscriber> Layer<S> for FailureCounter {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let meta = event.metadata();
+        if meta.target() == REFRESH_TARGET && meta.fields().field("error").is_some() {
+            self.0.send_modify(|n| *n += 1);
+        }
+    }
+}
+
 /// A resolver for tests that never reach DNS (static sets); nothing listens on port 9.
 fn unused_resolver() -> DnsResolver {
     DnsResolver::with_nameserver(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), 9))
@@ -360,6 +407,7 @@ async fn srv_targets_ports_and_weights() {
 
 #[tokio::test]
 async fn silent_server_keeps_the_last_good_set_then_recovers() {
+    let mut failed = FailedLookups::watch();
     let server = DnsServer::start(vec![a("orders.mesh", "127.0.0.1", 1)]).await;
     let stop = CancellationToken::new();
     let discovery = Discovery::start(
@@ -374,9 +422,10 @@ async fn silent_server_keeps_the_last_good_set_then_recovers() {
 
     server.set_mode(Mode::Silent);
     let before = server.queries();
-    tokio::time::sleep(Duration::from_millis(4500)).await;
+    // Until a lookup has timed out (hickory: 1s per query, with retransmissions).
+    assert!(failed.next(Duration::from_secs(10)).await, "silence");
     let asked = server.queries() - before;
-    println!("server silent for 4.5s: {asked} queries went unanswered");
+    println!("server silent until a lookup timed out: {asked} queries went unanswered");
     assert!(asked >= 2, "the client kept retrying: {asked}");
     assert_eq!(&*discovery.current(), good);
     assert!(!rx.has_changed().expect("task alive"), "nothing published");
@@ -391,6 +440,7 @@ async fn silent_server_keeps_the_last_good_set_then_recovers() {
 
 #[tokio::test]
 async fn servfail_and_nxdomain_keep_the_last_good_set_then_recover() {
+    let mut failed = FailedLookups::watch();
     let server = DnsServer::start(vec![a("orders.mesh", "127.0.0.1", 1)]).await;
     let stop = CancellationToken::new();
     let discovery = Discovery::start(
@@ -403,19 +453,20 @@ async fn servfail_and_nxdomain_keep_the_last_good_set_then_recover() {
     rx.borrow_and_update();
     let good = [at("127.0.0.1:80", 1)];
 
+    // Each change is made as soon as a lookup is reported failed: the next lookup sees it.
     server.set_mode(Mode::ServFail);
     let before = server.queries();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(failed.next(Duration::from_secs(5)).await, "SERVFAIL");
     assert!(server.queries() - before >= 2, "retried during SERVFAIL");
     assert_eq!(&*discovery.current(), good);
 
     // The name disappears (NXDOMAIN), then exists with no A/AAAA records (empty answer).
     server.set_mode(Mode::Answer);
     server.set_records(vec![]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(failed.next(Duration::from_secs(5)).await, "NXDOMAIN");
     assert_eq!(&*discovery.current(), good);
     server.set_records(vec![srv("orders.mesh", 1, 1, 80, "x.orders.mesh", 1)]);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(failed.next(Duration::from_secs(5)).await, "empty answer");
     assert_eq!(&*discovery.current(), good);
     assert!(!rx.has_changed().expect("task alive"), "nothing published");
 
