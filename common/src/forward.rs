@@ -2,7 +2,9 @@
 //! mirror copy, a handler's call to a service), derived from the request that caused it.
 //!
 //! A child gets its parent's request id, the parent's trace with a span of its own, the
-//! caller's identity headers, and what is left of the parent's deadline; it goes through the
+//! caller's identity headers, and what is left of the parent's deadline when the parent has
+//! one (a handler's route deadline; a mirror copy has none of its own and keeps the primary's
+//! headers, so only the shadow service's timeouts bound it); it goes through the
 //! same resilient upstream call as a proxied request (balancing, breakers, retries within the
 //! budget, mTLS). It writes an access-log line (`child` names what sent it) with the parent's
 //! request id and counts in `gatehouse_child_requests_total`.
@@ -24,10 +26,10 @@ use tracing::Instrument;
 
 use crate::body::{ObservedBody, OnEnd, ProxyBody};
 use crate::ctx::RequestCtx;
-use crate::error::ProxyError;
+use crate::error::{ErrorSource, ProxyError};
 use crate::identity;
 use crate::metrics::{ChildLabels, Metrics, status_class};
-use crate::trace_context::{TraceContext, X_REQUEST_ID};
+use crate::trace_context::{TRACESTATE, TraceContext, X_REQUEST_ID};
 use crate::upstream::call::CallOptions;
 use crate::upstream::deadline::X_DEADLINE_MS;
 use crate::upstream::retry::RetrySettings;
@@ -73,8 +75,11 @@ struct Parent {
     metrics: Arc<Metrics>,
     request_id: HeaderValue,
     trace: TraceContext,
-    /// The caller's identity headers, as the parent carried them after the tier's phases.
+    /// The caller's identity headers (every value), as the parent carried them after
+    /// identity hygiene and the tier's phases.
     identity: Vec<(HeaderName, HeaderValue)>,
+    /// The caller's `tracestate`, kept when its `traceparent` was valid (W3C ties them).
+    tracestate: Option<HeaderValue>,
     /// When the parent must have its answer; `None`: only the services' own timeouts.
     deadline: Option<Instant>,
     route: Option<Arc<str>>,
@@ -104,12 +109,17 @@ impl Forward {
             })
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
+        let tracestate = match ctx.trace_valid {
+            true => headers.get(TRACESTATE).cloned(),
+            false => None,
+        };
         Forward {
             parent: Arc::new(Parent {
                 metrics,
                 request_id: ctx.request_id.clone(),
                 trace: ctx.trace,
                 identity,
+                tracestate,
                 deadline,
                 route: ctx.route.clone(),
                 client_addr: ctx.client_addr,
@@ -138,35 +148,51 @@ impl Forward {
         let p = &*self.parent;
         let (mut parts, body) = req.request.into_parts();
         let trace = p.trace.child();
-        let mut ctx = RequestCtx {
-            request_id: p.request_id.clone(),
-            trace,
-            trace_valid: true,
-            start: Instant::now(),
-            client_addr: p.client_addr,
-            listener: p.listener.clone(),
-            grpc: crate::headers::is_grpc(&parts.headers),
-            tls: p.tls,
-            peer_identity: p.peer_identity.clone(),
-            method: parts.method.clone(),
-            path: parts.uri.path().to_owned(),
-            authority: parts
-                .headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            version: parts.version,
-            route: p.route.clone(),
-            service: Some(req.service.name.clone()),
-            upstream: None,
-            failed: None,
-            extensions: http::Extensions::new(),
-        };
+        // Logged and counted however the child ends, cancellation included (the handler's
+        // deadline passed, the client went away): that is when an operator needs the line.
+        let mut guard = ChildEnd {
+            status: STATUS_CANCELLED,
+            origin: req.origin,
+            ctx: RequestCtx {
+                request_id: p.request_id.clone(),
+                trace,
+                trace_valid: true,
+                start: Instant::now(),
+                client_addr: p.client_addr,
+                listener: p.listener.clone(),
+                grpc: crate::headers::is_grpc(&parts.headers),
+                tls: p.tls,
+                peer_identity: p.peer_identity.clone(),
+                method: parts.method.clone(),
+                path: parts.uri.path().to_owned(),
+                authority: parts
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned),
+                version: parts.version,
+                route: p.route.clone(),
+                service: Some(req.service.name.clone()),
+                upstream: None,
+                failed: Some(ErrorSource::Internal),
+                extensions: http::Extensions::new(),
+            },
+            metrics: p.metrics.clone(),
+            access_log: p.access_log,
+        }
+        .pending();
         let h = &mut parts.headers;
         h.insert(X_REQUEST_ID, p.request_id.clone());
         trace.apply(h, true);
+        match &p.tracestate {
+            Some(state) => h.insert(TRACESTATE, state.clone()),
+            None => h.remove(TRACESTATE),
+        };
+        for (name, _) in &p.identity {
+            h.remove(name);
+        }
         for (name, value) in &p.identity {
-            h.insert(name.clone(), value.clone());
+            h.append(name.clone(), value.clone());
         }
         if let Some(left) = self.remaining() {
             if left.is_zero() {
@@ -174,7 +200,7 @@ impl Forward {
                     service: req.service.name.to_string(),
                     after: Duration::ZERO,
                 };
-                return Err(self.finish_failed(ctx, req.origin, err));
+                return Err(guard.failed(err));
             }
             let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
             h.insert(X_DEADLINE_MS, HeaderValue::from(ms));
@@ -189,51 +215,29 @@ impl Forward {
             service = %req.service.name,
             span_id = %trace.span_id_hex(),
         );
+        let mut upstream = None;
         let result = req
             .service
-            .call(&p.metrics, &mut ctx.upstream, parts, body, opts)
+            .call(&p.metrics, &mut upstream, parts, body, opts)
             .instrument(span)
             .await;
+        guard.set_upstream(upstream);
         match result {
             Ok(res) => {
                 let (head, body) = res.into_parts();
-                let end = ChildEnd {
-                    status: head.status.as_u16(),
-                    origin: req.origin,
-                    ctx,
-                    metrics: p.metrics.clone(),
-                    access_log: p.access_log,
-                };
+                let end = guard.answered(head.status.as_u16());
                 Ok(Response::from_parts(
                     head,
                     ObservedBody::new(body, end).boxed_unsync(),
                 ))
             }
-            Err(err) => Err(self.finish_failed(ctx, req.origin, err)),
+            Err(err) => Err(guard.failed(err)),
         }
-    }
-
-    /// Logs and counts a child that got no response.
-    fn finish_failed(
-        &self,
-        mut ctx: RequestCtx,
-        origin: &'static str,
-        err: ProxyError,
-    ) -> ProxyError {
-        ctx.failed = Some(err.source_side());
-        let status = crate::respond::classify(&err).0.as_u16();
-        tracing::debug!(origin, error = %crate::error::chain(&err), "child request failed");
-        ChildEnd {
-            status,
-            origin,
-            ctx,
-            metrics: self.parent.metrics.clone(),
-            access_log: self.parent.access_log,
-        }
-        .on_end(0, false);
-        err
     }
 }
+
+/// What a child that never got an answer is logged with: nginx's "client closed request".
+const STATUS_CANCELLED: u16 = 499;
 
 impl tower::Service<ForwardRequest> for Forward {
     type Response = Response<ProxyBody>;
@@ -258,6 +262,51 @@ struct ChildEnd {
     ctx: RequestCtx,
     metrics: Arc<Metrics>,
     access_log: bool,
+}
+
+impl ChildEnd {
+    fn pending(self) -> Pending {
+        Pending(Some(self))
+    }
+}
+
+/// A child in flight: if it is dropped before it is answered or fails, its line is written
+/// as cancelled.
+struct Pending(Option<ChildEnd>);
+
+impl Pending {
+    fn set_upstream(&mut self, addr: Option<SocketAddr>) {
+        if let Some(end) = &mut self.0 {
+            end.ctx.upstream = addr;
+        }
+    }
+
+    /// The child got a response head: its line is written when the body ends.
+    fn answered(mut self, status: u16) -> ChildEnd {
+        let mut end = self.0.take().expect("a pending child is answered once");
+        end.status = status;
+        end.ctx.failed = None;
+        end
+    }
+
+    /// The child got no response: its line is written now.
+    fn failed(mut self, err: ProxyError) -> ProxyError {
+        if let Some(mut end) = self.0.take() {
+            end.status = crate::respond::classify(&err).0.as_u16();
+            end.ctx.failed = Some(err.source_side());
+            tracing::debug!(origin = end.origin, error = %crate::error::chain(&err), "child request failed");
+            end.on_end(0, false);
+        }
+        err
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(end) = self.0.take() {
+            end.on_end(0, false);
+        }
+    }
 }
 
 impl OnEnd for ChildEnd {

@@ -260,6 +260,9 @@ where
                     });
                 }
             };
+            let mut res = res;
+            // A handler may relay a service's answer: it is a hop like any other.
+            headers::strip_hop_by_hop(res.headers_mut(), false);
             return Ok(values.local(ctx, res));
         }
     };
@@ -287,14 +290,16 @@ where
     if let Some(mirror) = &route.mirror
         && mirror.sample()
     {
-        let forward = Forward::for_request(
-            ctx,
-            &parts.headers,
-            metrics.clone(),
-            None,
-            plan.settings.telemetry.access_log,
-        );
-        body = mirror.start(&forward, &parts, body);
+        let forward = || {
+            Forward::for_request(
+                ctx,
+                &parts.headers,
+                metrics.clone(),
+                None,
+                plan.settings.telemetry.access_log,
+            )
+        };
+        body = mirror.start(forward, &parts, body);
     }
     let mut res = upstream
         .call(

@@ -54,29 +54,42 @@ pub struct AccessLog<'a> {
 
 /// Emits the access-log event (target `access_log`, level INFO): one per request.
 pub fn access_log(a: &AccessLog<'_>) {
-    let ctx = a.ctx;
-    tracing::info!(
-        target: "access_log",
-        request_id = ctx.request_id.to_str().unwrap_or_default(),
-        trace_id = %ctx.trace.trace_id_hex(),
-        listener = &*ctx.listener,
-        client = %ctx.client_addr,
-        peer = ctx.peer_identity.as_deref().unwrap_or("-"),
-        method = %ctx.method,
-        authority = ctx.authority.as_deref().unwrap_or("-"),
-        path = %ctx.path,
-        version = ?ctx.version,
-        status = a.status,
-        bytes_in = a.bytes_in,
-        bytes_out = a.bytes_out,
-        duration_ms = a.duration.as_secs_f64() * 1000.0,
-        route = ctx.route.as_deref().unwrap_or("-"),
-        service = ctx.service.as_deref().unwrap_or("-"),
-        upstream = %ctx.upstream.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
-        failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
-        complete = a.complete,
-        child = a.child.unwrap_or("-"),
-        "{}",
-        if a.child.is_some() { "child request" } else { "request" }
-    );
+    match a.child {
+        None => access_event!(a, "request"),
+        // A child: the same fields plus what sent it; its `request_id` is the parent's.
+        Some(child) => access_event!(a, "child request", child),
+    }
 }
+
+/// The access-log event: one field list for the client's requests and for child requests,
+/// each with a literal message.
+macro_rules! access_event {
+    ($a:expr, $message:literal $(, $extra:ident)?) => {{
+        let a = $a;
+        let ctx = a.ctx;
+        tracing::info!(
+            target: "access_log",
+            request_id = ctx.request_id.to_str().unwrap_or_default(),
+            trace_id = %ctx.trace.trace_id_hex(),
+            $($extra,)?
+            listener = &*ctx.listener,
+            client = %ctx.client_addr,
+            peer = ctx.peer_identity.as_deref().unwrap_or("-"),
+            method = %ctx.method,
+            authority = ctx.authority.as_deref().unwrap_or("-"),
+            path = %ctx.path,
+            version = ?ctx.version,
+            status = a.status,
+            bytes_in = a.bytes_in,
+            bytes_out = a.bytes_out,
+            duration_ms = a.duration.as_secs_f64() * 1000.0,
+            route = ctx.route.as_deref().unwrap_or("-"),
+            service = ctx.service.as_deref().unwrap_or("-"),
+            upstream = %ctx.upstream.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+            failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
+            complete = a.complete,
+            $message
+        )
+    }};
+}
+use access_event;

@@ -94,7 +94,18 @@ impl Route {
         &self,
         req: HandlerRequest,
     ) -> Result<Response<gatehouse_common::body::ProxyBody>, ProxyError> {
-        let path = self.path.render(&req.vars());
+        // Values from the request become one path segment each, percent-encoded: a capture of
+        // `..` or `a?b#c` must not change which resource the service is asked for.
+        let captures: Vec<Option<String>> = req
+            .captures
+            .iter()
+            .map(|c| c.as_deref().map(encode_segment))
+            .collect();
+        let subject = req.vars().subject.map(encode_segment);
+        let mut vars = req.vars();
+        vars.captures = &captures;
+        vars.subject = subject.as_deref();
+        let path = self.path.render(&vars);
         let child = Request::builder()
             .method(Method::GET)
             .uri(&path)
@@ -153,6 +164,23 @@ async fn read_limited(
     Ok(Some(buf.freeze()))
 }
 
+/// `value` as one path segment: every byte but RFC 3986's unreserved ones percent-encoded, and
+/// the dot segments `.` and `..` encoded too.
+fn encode_segment(value: &str) -> String {
+    let dots = value == "." || value == "..";
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        let keep =
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') || (b == b'.' && !dots);
+        if keep {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// `{<key>: <json>}`, without re-encoding the service's JSON.
 fn wrap(key: &str, json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(key.len() + json.len() + 3);
@@ -194,6 +222,23 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["user"]["id"], 7);
         assert_eq!(v["user"]["name"], "Ada");
+    }
+
+    #[test]
+    fn values_become_one_segment() {
+        let cases = [
+            ("42", "42"),
+            ("ada.lovelace", "ada.lovelace"),
+            ("..", "%2E%2E"),
+            (".", "%2E"),
+            ("a/b", "a%2Fb"),
+            ("x?y#z", "x%3Fy%23z"),
+            ("é", "%C3%A9"),
+            ("a b", "a%20b"),
+        ];
+        for (value, want) in cases {
+            assert_eq!(encode_segment(value), want, "{value}");
+        }
     }
 
     #[test]

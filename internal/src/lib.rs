@@ -35,6 +35,12 @@ impl Tier for InternalExtension {
         let section =
             gatehouse_common::config::section::<settings::InternalSettings>(cx.source, "internal")?
                 .unwrap_or_default();
+        if section.max_handler_body_bytes.get() == 0 {
+            return Err(cx.source.error_at(
+                "internal.max_handler_body_bytes",
+                "must be at least 1 byte (every answer a handler reads would be refused)",
+            ));
+        }
         let kinds: [Arc<dyn HandlerKind>; 1] = [Arc::new(envelope::Envelope {
             max_body_bytes: section.max_handler_body_bytes.get(),
         })];

@@ -452,6 +452,14 @@ const MALFORMED: &[Bad] = &[
         ..BAD
     },
     Bad {
+        name: "internal handler body limit of zero",
+        yaml: &[listener!(), "internal:", "  max_handler_body_bytes: 0"],
+        at: (3, 3),
+        key: "internal.max_handler_body_bytes",
+        message: "must be at least 1 byte",
+        ..BAD
+    },
+    Bad {
         name: "another binary's section",
         yaml: &[listener!(), "edge:", "  policies: []"],
         at: (2, 1),

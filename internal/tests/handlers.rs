@@ -197,6 +197,11 @@ async fn a_handler_route_sends_a_child_request_with_the_parents_context() {
     let cfg: serde_json::Value = serde_json::from_slice(&cfg).expect("config json");
     assert_eq!(cfg["config"]["internal"]["max_handler_body_bytes"], "1KiB");
 
+    // A captured value is one path segment at the service, whatever it holds.
+    let (status, _, body) = get_as(mesh, &pki, INTERNAL, &edge, "/api/users/..", &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    assert_eq!(users.last().uri, "/users/%2E%2E");
+
     // From a peer that is not a trusted gateway, the claims never reach the child.
     let orders = pki.workload(Kind::Service, "orders");
     let (status, _, _) = get_as(

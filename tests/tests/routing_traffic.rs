@@ -212,6 +212,52 @@ async fn mirror_copies_its_share_with_small_bodies() {
     );
 }
 
+/// A mirror copy is a child request of the primary: the shadow sees the primary's request id,
+/// the same trace with a span of its own, the `-shadow` host; it counts as a child.
+#[tokio::test]
+async fn a_mirror_copy_is_a_child_of_the_primary() {
+    let primary = named("primary").await;
+    let shadow = named("shadow").await;
+    let routes = "  - name: all\n    service: primary\n    mirror: { service: shadow }";
+    let proxy = start(&yaml(routes, &[("primary", &primary), ("shadow", &shadow)])).await;
+    let addr = proxy.addr("main").await.expect("listener");
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, _, _) = send(
+        &Client::http1(),
+        "GET",
+        &format!("http://{addr}/x"),
+        &[
+            ("host", "api.test:8080"),
+            ("x-request-id", "mirror-1"),
+            ("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(wait_for_count(&shadow, 1, Duration::from_secs(5)).await, 1);
+    let (p, s) = (primary.last(), shadow.last());
+    assert_eq!(header(&s.headers, "x-request-id"), "mirror-1");
+    assert_eq!(header(&s.headers, "host"), "api.test-shadow:8080");
+    let parts = |h: &http::HeaderMap| -> Vec<String> {
+        header(h, "traceparent")
+            .split('-')
+            .map(str::to_owned)
+            .collect()
+    };
+    let (pt, st) = (parts(&p.headers), parts(&s.headers));
+    assert_eq!(pt[1], trace);
+    assert_eq!(st[1], trace, "the copy continues the primary's trace");
+    assert_ne!(st[2], pt[2], "with a span of its own, not the primary's");
+    let metrics = proxy.shared().metrics.render();
+    assert!(
+        metrics.contains(
+            r#"gatehouse_child_requests_total{route="all",service="shadow",origin="mirror",status_class="2xx"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
 async fn wait_for_count(b: &BackendHandle, want: usize, max: Duration) -> usize {
     let start = Instant::now();
     while b.count() < want && start.elapsed() < max {

@@ -64,10 +64,11 @@ impl Mirror {
 
     /// Starts mirroring a request about to be sent as `parts` + `body`; returns the body to
     /// send to the primary (the same, or teed). `parts` are the primary's, after transforms.
-    /// The copy is a child request of the primary, sent through `forward`.
+    /// The copy is a child request of the primary, sent through the step `forward` makes
+    /// (only once the request is known to be mirrored).
     pub fn start(
         &self,
-        forward: &Forward,
+        forward: impl FnOnce() -> Forward,
         parts: &http::request::Parts,
         body: ProxyBody,
     ) -> ProxyBody {
@@ -100,7 +101,7 @@ impl Mirror {
         shadow_host(&mut headers);
         *shadow.headers_mut() = headers;
         let service = self.service.clone();
-        let forward = forward.clone();
+        let forward = forward();
         let guard = InFlight::new(self.in_flight.clone());
         tokio::spawn(async move {
             let _guard = guard;

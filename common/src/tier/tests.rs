@@ -41,7 +41,8 @@ impl Tier for TestTier {
         let greeting = section.as_ref().map_or("hello", |s| &s.greeting).to_owned();
         Ok(TierPlan {
             handlers: crate::handler::Handlers::new([
-                Arc::new(Greet { greeting }) as Arc<dyn HandlerKind>
+                Arc::new(Greet { greeting }) as Arc<dyn HandlerKind>,
+                Arc::new(Stall),
             ]),
             section: section
                 .and_then(|s| serde_json::to_value(s).ok())
@@ -76,6 +77,38 @@ impl HandlerKind for Greet {
             move |req: HandlerRequest| {
                 let text = format!("{} {}", compiled.0, compiled.1.render(&req.vars()));
                 async move { Ok::<_, ProxyError>(Response::new(full(text))) }
+            },
+        )))
+    }
+}
+
+/// `stall: {}` answers after a minute, with hop-by-hop headers a relayed answer could carry.
+#[derive(Debug)]
+struct Stall;
+
+impl HandlerKind for Stall {
+    fn name(&self) -> &'static str {
+        "stall"
+    }
+
+    fn build(&self, _cx: &HandlerBuild<'_>) -> Result<HandlerService, ConfigError> {
+        Ok(HandlerService::new(tower::service_fn(
+            |req: HandlerRequest| async move {
+                let wait = match req.parts.uri.path() {
+                    "/slow" => std::time::Duration::from_secs(60),
+                    _ => std::time::Duration::ZERO,
+                };
+                tokio::time::sleep(wait).await;
+                let mut res = Response::new(full("done"));
+                let h = res.headers_mut();
+                h.insert(
+                    "connection",
+                    http::HeaderValue::from_static("keep-alive, x-hop"),
+                );
+                h.insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
+                h.insert("x-hop", http::HeaderValue::from_static("1"));
+                h.insert("x-kept", http::HeaderValue::from_static("1"));
+                Ok::<_, ProxyError>(res)
             },
         )))
     }
@@ -228,4 +261,56 @@ fn handlers_and_sections_are_refused_with_position_and_hint() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Through the proxy path itself, without sockets: `handle` on a plan and a connection record.
+async fn through_proxy(plan: Plan, path: &str) -> http::Response<crate::proxy::ResponseBody> {
+    let shared = Arc::new(crate::proxy::Shared {
+        plan: arc_swap::ArcSwap::from_pointee(plan),
+        metrics: Arc::new(Metrics::new()),
+    });
+    let conn = Arc::new(crate::conn::ConnInfo {
+        client_addr: "127.0.0.1:1234".parse().expect("addr"),
+        listener: Arc::from("main"),
+        tls: false,
+        peer_identity: None,
+        activity: crate::conn::ConnActivity::default(),
+    });
+    let req = Request::get(path)
+        .header("host", "gw.test")
+        .header("x-request-id", "req-9")
+        .body(empty())
+        .expect("request");
+    crate::proxy::handle(shared, conn, req).await
+}
+
+const STALL_ROUTE: &str = "routes:\n  - name: stall\n    timeout: 1s\n    handler: { stall: {} }\n";
+
+#[tokio::test(start_paused = true)]
+async fn the_route_deadline_bounds_a_handler() {
+    let plan = plan(&TestTier, STALL_ROUTE).expect("plan");
+    let res = through_proxy(plan, "/slow").await;
+    assert_eq!(res.status(), http::StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(res.headers()["x-request-id"], "req-9");
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    let problem: serde_json::Value = serde_json::from_slice(&body).expect("problem json");
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("upstream-timeout")),
+        "{problem}"
+    );
+}
+
+#[tokio::test]
+async fn a_handlers_answer_loses_its_hop_by_hop_headers() {
+    let plan = plan(&TestTier, STALL_ROUTE).expect("plan");
+    let res = through_proxy(plan, "/now").await;
+    assert_eq!(res.status(), http::StatusCode::OK);
+    let h = res.headers();
+    for gone in ["connection", "keep-alive", "x-hop"] {
+        assert!(h.get(gone).is_none(), "{gone} was relayed");
+    }
+    assert_eq!(h["x-kept"], "1");
+    assert_eq!(h["x-request-id"], "req-9");
 }
