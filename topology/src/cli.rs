@@ -54,7 +54,7 @@ struct UpArgs {
     /// The config templates (default: topology/config).
     #[arg(long, value_name = "DIR")]
     config_dir: Option<PathBuf>,
-    /// Do not run `cargo build` for the gateway binaries first.
+    /// Do not run `cargo build --workspace` first (it runs only under `cargo run`).
     #[arg(long)]
     no_build: bool,
 }

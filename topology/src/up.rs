@@ -6,6 +6,8 @@
 //! `STATE/topology.json`. The returned [`Topology`] owns the children: [`Topology::shutdown`]
 //! stops them (SIGTERM, wait, SIGKILL), and dropping it kills them.
 
+mod build;
+
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -56,7 +58,9 @@ pub struct UpOptions {
     /// The config templates; default `topology/config` in the working directory, else the one
     /// of this source tree.
     pub config_dir: Option<PathBuf>,
-    /// Run `cargo build` for the gateway binaries first (when started by `cargo run`).
+    /// Run `cargo build --workspace` first (when started by `cargo run`, in its profile, without
+    /// the variables `cargo run` set): the build a shell's workspace build does, so neither
+    /// undoes the other.
     pub build: bool,
     /// How long to wait for every `/readyz`.
     pub ready_timeout: Duration,
@@ -417,33 +421,6 @@ pub fn sidecar_config(service: ServiceName) -> &'static str {
     }
 }
 
-/// Builds the gateway binaries with the cargo that runs us (`cargo run` sets `CARGO`).
-async fn build_gateways(bin_dir: &Path) -> anyhow::Result<()> {
-    let Some(cargo) = std::env::var_os("CARGO") else {
-        return Ok(());
-    };
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--bins",
-        "-p",
-        "gatehouse-edge",
-        "-p",
-        "gatehouse-internal",
-        "-p",
-        "gatehouse-sidecar",
-    ]);
-    if bin_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    eprintln!("gatehouse-topology: building the gateway binaries (cargo build --bins)");
-    let status = cmd.status().await.context("cannot run cargo")?;
-    if !status.success() {
-        bail!("cargo build of the gateway binaries failed ({status})");
-    }
-    Ok(())
-}
-
 #[derive(Debug)]
 struct Spawner {
     bin_dir: PathBuf,
@@ -500,7 +477,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             .context("the current executable has no directory")?,
     };
     if opts.build {
-        build_gateways(&bin_dir).await?;
+        build::build_workspace(&bin_dir).await?;
     }
     let config_dir = absolute(&opts.config_dir.clone().unwrap_or_else(default_config_dir))?;
     std::fs::create_dir_all(&opts.state_dir)
