@@ -84,6 +84,18 @@ pub enum ProxyError {
     /// large): the handler cannot build its answer from it.
     #[error("service `{service}` answered unusably: {reason}")]
     BadUpstreamResponse { service: String, reason: String },
+
+    /// A part a handler's composite answer cannot do without (a required aggregation part)
+    /// failed. `status` is what the client gets: the part's own 4xx, 504 when it ran out of
+    /// time, else 502. `public` says what happened without internal names or addresses
+    /// ("answered 503", "timed out"); `reason` is the full story, for the log.
+    #[error("part `{part}` failed: {reason}")]
+    PartFailed {
+        part: String,
+        status: http::StatusCode,
+        public: String,
+        reason: String,
+    },
 }
 
 impl ProxyError {
@@ -100,7 +112,8 @@ impl ProxyError {
             | ProxyError::UpstreamProtocol { .. }
             | ProxyError::NoEndpoints { .. }
             | ProxyError::Overloaded { .. }
-            | ProxyError::BadUpstreamResponse { .. } => ErrorSource::Upstream,
+            | ProxyError::BadUpstreamResponse { .. }
+            | ProxyError::PartFailed { .. } => ErrorSource::Upstream,
         }
     }
 }

@@ -136,6 +136,11 @@ impl Forward {
         self.parent.request_id.to_str().unwrap_or_default()
     }
 
+    /// The metrics children count in; a handler counts its own series there too.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.parent.metrics
+    }
+
     /// The time left before the parent's deadline, if it has one.
     pub fn remaining(&self) -> Option<Duration> {
         self.parent

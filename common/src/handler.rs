@@ -56,6 +56,11 @@ impl HandlerRequest {
     }
 }
 
+/// Put in a handler's response extensions: the parts of a composite answer that failed
+/// (`reviews,stock`), for the parent's access-log line (`failed_parts`).
+#[derive(Debug, Clone)]
+pub struct FailedParts(pub Arc<str>);
+
 /// A route's handler: one service per route, cloned per request.
 pub type HandlerService =
     tower::util::BoxCloneSyncService<HandlerRequest, Response<ProxyBody>, ProxyError>;

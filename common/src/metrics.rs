@@ -48,6 +48,9 @@ pub struct Metrics {
     pub peer_requests: Family<PeerLabels, Counter>,
     /// Requests a route sent on its own behalf (mirror copies, handlers' calls).
     pub child_requests: Family<ChildLabels, Counter>,
+    /// Parts of handlers' composite answers (aggregation parts), by route, part and outcome.
+    pub parts: Family<PartLabels, Counter>,
+    pub part_duration: Family<PartLabels, Histogram, fn() -> Histogram>,
     pub upstream: UpstreamMetrics,
 }
 
@@ -58,6 +61,15 @@ pub struct ChildLabels {
     pub service: Arc<str>,
     /// What sent it: `mirror` or a handler's kind.
     pub origin: &'static str,
+    pub status_class: &'static str,
+}
+
+/// A part's series: the names come from the config, so the label set is bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartLabels {
+    pub route: Arc<str>,
+    pub part: Arc<str>,
+    /// `2xx`... by the status the part counts as (a timeout 504, a skipped part 424).
     pub status_class: &'static str,
 }
 
@@ -241,11 +253,28 @@ impl Metrics {
              origin and status class",
             child_requests.clone(),
         );
+        let parts = Family::<PartLabels, Counter>::default();
+        registry.register(
+            "handler_parts",
+            "Parts of composite answers (aggregation), by route, part and status class",
+            parts.clone(),
+        );
+        let part_duration =
+            Family::<PartLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram as fn() -> Histogram,
+            );
+        registry.register(
+            "handler_part_duration_seconds",
+            "Time a part of a composite answer took, by route, part and status class",
+            part_duration.clone(),
+        );
         let upstream = UpstreamMetrics::default();
         upstream.register(&mut registry);
         Metrics {
             peer_requests,
             child_requests,
+            parts,
+            part_duration,
             upstream,
             registry,
             requests,

@@ -20,7 +20,7 @@ use crate::ctx::RequestCtx;
 use crate::error::{ErrorSource, ProxyError};
 use crate::filter::{BodyCheck, BodyLimit};
 use crate::forward::Forward;
-use crate::handler::HandlerRequest;
+use crate::handler::{FailedParts, HandlerRequest};
 use crate::headers::{self, Forwarded};
 use crate::identity;
 use crate::metrics::{Metrics, NO_ROUTE};
@@ -261,6 +261,9 @@ where
                 }
             };
             let mut res = res;
+            if let Some(failed) = res.extensions_mut().remove::<FailedParts>() {
+                ctx.extensions.insert(failed);
+            }
             // A handler may relay a service's answer: it is a hop like any other.
             headers::strip_hop_by_hop(res.headers_mut(), false);
             return Ok(values.local(ctx, res));

@@ -75,12 +75,30 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "bad-upstream-response",
             "Unusable upstream response",
         ),
+        ProxyError::PartFailed { status, .. } => match status.as_u16() {
+            404 => (StatusCode::NOT_FOUND, "not-found", "Not found"),
+            504 => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "aggregate-part-timeout",
+                "A required part timed out",
+            ),
+            400..=499 => (
+                *status,
+                "aggregate-part-rejected",
+                "A required part was refused",
+            ),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "aggregate-part-failed",
+                "A required part failed",
+            ),
+        },
     }
 }
 
 /// Builds the answer for `err`. `grpc` selects a trailers-only gRPC response.
 ///
-/// `public`: the client is outside (the edge's); upstream failures then say what happened
+/// `public_errors`: the client is outside (the edge's); upstream failures then say what happened
 /// without naming internal services, addresses or causes (those are in the log line with the
 /// same request id).
 pub fn error_response(
@@ -88,12 +106,18 @@ pub fn error_response(
     request_id: &HeaderValue,
     path: Option<&str>,
     grpc: bool,
-    public: bool,
+    public_errors: bool,
 ) -> Response<ProxyBody> {
     let (status, slug, title) = classify(err);
-    let detail = match public && err.source_side() == ErrorSource::Upstream {
-        true => public_detail(err).to_owned(),
-        false => detail(err),
+    let detail = match err {
+        // The part is named either way: it is the route's own vocabulary, not an address.
+        ProxyError::PartFailed { part, public, .. } if public_errors => {
+            format!("part `{part}` {public}")
+        }
+        _ if public_errors && err.source_side() == ErrorSource::Upstream => {
+            public_detail(err).to_owned()
+        }
+        _ => detail(err),
     };
     let mut res = if grpc {
         grpc_response(grpc_code(status), &detail, request_id)

@@ -87,6 +87,10 @@ macro_rules! access_event {
             service = ctx.service.as_deref().unwrap_or("-"),
             upstream = %ctx.upstream.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
             failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
+            failed_parts = ctx
+                .extensions
+                .get::<crate::handler::FailedParts>()
+                .map_or("-", |p| &*p.0),
             complete = a.complete,
             $message
         )
