@@ -21,17 +21,17 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gatehouse_common::body::full;
 use gatehouse_common::config::ConfigError;
 use gatehouse_common::error::ProxyError;
 use gatehouse_common::forward::ForwardRequest;
 use gatehouse_common::handler::{HandlerBuild, HandlerKind, HandlerRequest, HandlerService};
 use gatehouse_common::routing::ValueTemplate;
 use gatehouse_common::upstream::service::Upstream;
-use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::BodyExt;
+use http::header;
+use http::{Method, Request, Response};
 use serde::Deserialize;
+
+use crate::fetch::{encode_segment, is_json, json_response, read_limited};
 
 /// The `envelope` kind.
 #[derive(Debug)]
@@ -147,40 +147,6 @@ impl Route {
     }
 }
 
-/// The whole body, or `None` once it passes `max` bytes (it is not read further).
-async fn read_limited(
-    mut body: gatehouse_common::body::ProxyBody,
-    max: u64,
-) -> Result<Option<Bytes>, gatehouse_common::BoxError> {
-    let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
-        if let Ok(data) = frame?.into_data() {
-            if (buf.len() + data.len()) as u64 > max {
-                return Ok(None);
-            }
-            buf.extend_from_slice(&data);
-        }
-    }
-    Ok(Some(buf.freeze()))
-}
-
-/// `value` as one path segment: every byte but RFC 3986's unreserved ones percent-encoded, and
-/// the dot segments `.` and `..` encoded too.
-fn encode_segment(value: &str) -> String {
-    let dots = value == "." || value == "..";
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        let keep =
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') || (b == b'.' && !dots);
-        if keep {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// `{<key>: <json>}`, without re-encoding the service's JSON.
 fn wrap(key: &str, json: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(key.len() + json.len() + 3);
@@ -190,25 +156,6 @@ fn wrap(key: &str, json: &[u8]) -> Bytes {
     out.extend_from_slice(json);
     out.push(b'}');
     Bytes::from(out)
-}
-
-fn is_json(ct: Option<&HeaderValue>) -> bool {
-    let Some(ct) = ct.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let essence = ct.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-        || essence.to_ascii_lowercase().ends_with("+json")
-}
-
-fn json_response(body: Bytes) -> Response<gatehouse_common::body::ProxyBody> {
-    let mut res = Response::new(full(body));
-    *res.status_mut() = StatusCode::OK;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
 }
 
 #[cfg(test)]
@@ -222,38 +169,5 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&out).expect("json");
         assert_eq!(v["user"]["id"], 7);
         assert_eq!(v["user"]["name"], "Ada");
-    }
-
-    #[test]
-    fn values_become_one_segment() {
-        let cases = [
-            ("42", "42"),
-            ("ada.lovelace", "ada.lovelace"),
-            ("..", "%2E%2E"),
-            (".", "%2E"),
-            ("a/b", "a%2Fb"),
-            ("x?y#z", "x%3Fy%23z"),
-            ("é", "%C3%A9"),
-            ("a b", "a%20b"),
-        ];
-        for (value, want) in cases {
-            assert_eq!(encode_segment(value), want, "{value}");
-        }
-    }
-
-    #[test]
-    fn json_content_types() {
-        let cases = [
-            ("application/json", true),
-            ("application/json; charset=utf-8", true),
-            ("Application/JSON", true),
-            ("application/problem+json", true),
-            ("text/plain", false),
-            ("application/jsonx", false),
-        ];
-        for (ct, want) in cases {
-            assert_eq!(is_json(Some(&HeaderValue::from_static(ct))), want, "{ct}");
-        }
-        assert!(!is_json(None));
     }
 }

@@ -5,7 +5,9 @@
 //! `internal:` config section and the route handlers the orchestration features plug in as
 //! (`envelope` today; aggregation, transcoding and publishing build on the same seam).
 
+pub mod aggregate;
 pub mod envelope;
+pub mod fetch;
 pub mod settings;
 
 use std::path::PathBuf;
@@ -41,9 +43,11 @@ impl Tier for InternalExtension {
                 "must be at least 1 byte (every answer a handler reads would be refused)",
             ));
         }
-        let kinds: [Arc<dyn HandlerKind>; 1] = [Arc::new(envelope::Envelope {
-            max_body_bytes: section.max_handler_body_bytes.get(),
-        })];
+        let max_body_bytes = section.max_handler_body_bytes.get();
+        let kinds: [Arc<dyn HandlerKind>; 2] = [
+            Arc::new(envelope::Envelope { max_body_bytes }),
+            Arc::new(aggregate::Aggregate { max_body_bytes }),
+        ];
         Ok(TierPlan {
             filter: None,
             handlers: Handlers::new(kinds),
