@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod envelope;
 pub mod fetch;
 pub mod settings;
+pub mod shape;
 
 use std::path::PathBuf;
 use std::sync::Arc;
