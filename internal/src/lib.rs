@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod fetch;
 pub mod settings;
 pub mod shape;
+pub mod xml;
 
 use std::path::PathBuf;
 use std::sync::Arc;
