@@ -6,6 +6,7 @@
 //! (`envelope` today; aggregation, transcoding and publishing build on the same seam).
 
 pub mod aggregate;
+pub mod cache;
 pub mod envelope;
 pub mod fetch;
 pub mod settings;
