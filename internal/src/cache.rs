@@ -144,8 +144,8 @@ pub struct CacheSettings {
     /// request holds only a small task; the wait bounds how long one slow upstream answer
     /// delays the requests behind it.
     pub max_wait: config::Duration,
-    /// The largest entry stored (body and header bytes); larger responses stream through.
-    /// Default 1MiB. A miss that may be stored buffers up to this many bytes before answering,
+    /// The largest entry stored: body, headers, the varied request headers and 256 bytes of
+    /// bookkeeping; larger responses stream through. Default 1MiB. A miss that may be stored buffers up to this many bytes before answering,
     /// so it is also the memory one in-flight miss may hold.
     pub max_entry_bytes: ByteSize,
 }

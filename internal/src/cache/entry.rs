@@ -85,10 +85,7 @@ pub(super) fn admissible(
         return Err("sets a cookie");
     }
     let vary = vary_names(headers).ok_or("varies on `*` or an invalid header")?;
-    if ask.authorized
-        && !has_directive(headers, "public")
-        && !has_directive(headers, "s-maxage")
-    {
+    if ask.authorized && !has_directive(headers, "public") && !has_directive(headers, "s-maxage") {
         return Err("a request with credentials, and neither public nor s-maxage");
     }
     if has_directive(headers, "no-cache") {
@@ -171,6 +168,12 @@ impl Variant {
         for name in NOT_STORED_HEADERS {
             headers.remove(name);
         }
+        // The stored body is whole, so its length is known, and a HEAD answered from it should
+        // say it (RFC 9110 §9.3.2) even when the upstream streamed it without one. A 204 has
+        // none (§8.6).
+        if res.status() != StatusCode::NO_CONTENT {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(res.body().len()));
+        }
         let vary: Box<[(HeaderName, Box<[HeaderValue]>)]> = candidate
             .vary
             .iter()
@@ -226,8 +229,10 @@ impl Variant {
                 head.status = self.status;
                 head.version = self.version;
                 head.headers = self.headers.clone();
-                head.headers
-                    .insert(header::AGE, HeaderValue::from(self.policy.age(now).as_secs()));
+                head.headers.insert(
+                    header::AGE,
+                    HeaderValue::from(self.policy.age(now).as_secs()),
+                );
                 let body = match ask.head {
                     true => None,
                     false => Some(self.body.clone()),

@@ -160,7 +160,10 @@ fn directives(h: &HeaderMap) -> (bool, bool) {
             && h.get_all(header::PRAGMA)
                 .iter()
                 .filter_map(|v| v.to_str().ok())
-                .any(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("no-cache"))));
+                .any(|v| {
+                    v.split(',')
+                        .any(|p| p.trim().eq_ignore_ascii_case("no-cache"))
+                }));
     (no_store, no_cache)
 }
 
