@@ -100,7 +100,7 @@ async fn freshness_from_s_maxage_expires_and_age() {
 /// Responses that must not be stored: each is fetched twice, both times a MISS.
 #[tokio::test]
 async fn not_stored() {
-    let cases: [(&str, u16, Headers); 14] = [
+    let cases: [(&str, u16, Headers); 15] = [
         (
             "no-store",
             200,
@@ -167,6 +167,15 @@ async fn not_stored() {
             "proxy-revalidate",
             200,
             &[("cache-control", "max-age=60, proxy-revalidate")],
+        ),
+        (
+            "Pragma: no-cache without Cache-Control",
+            200,
+            &[
+                ("pragma", "no-cache"),
+                ("date", START_DATE),
+                ("expires", "Tue, 14 Nov 2023 22:14:20 GMT"),
+            ],
         ),
     ];
     for (what, status, headers) in cases {
