@@ -124,7 +124,8 @@ use store::{Join, Lookup, Outcome, Waited};
 
 /// The response header that says how an answer was made: `HIT`, `MISS` or `BYPASS`.
 pub const X_CACHE: &str = "x-cache";
-/// Set by a handler on an aggregate that lacks a part: such a response is never stored.
+/// Set by the `aggregate` handler on an answer that lacks a part (the same name as its own
+/// constant): such a response is never stored, whatever its `Cache-Control` says.
 pub const X_PARTIAL: &str = "x-gatehouse-partial";
 /// The most variants one primary key keeps; the oldest goes first. A `Vary` on a header with
 /// many values (`User-Agent`) would otherwise grow one key without end, and every store on
