@@ -80,6 +80,10 @@ pub enum ProxyError {
     #[error("bad request: {reason}")]
     BadRequest { reason: String },
 
+    /// The client's `Accept` allows none of the media types the route can answer with.
+    #[error("none of the media types this route answers with is acceptable ({offered})")]
+    NotAcceptable { offered: &'static str },
+
     /// The service answered, but not with what the route's handler needs (not JSON, too
     /// large): the handler cannot build its answer from it.
     #[error("service `{service}` answered unusably: {reason}")]
@@ -106,7 +110,8 @@ impl ProxyError {
             | ProxyError::BodyTooLarge { .. }
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::ClientBody { .. }
-            | ProxyError::BadRequest { .. } => ErrorSource::Client,
+            | ProxyError::BadRequest { .. }
+            | ProxyError::NotAcceptable { .. } => ErrorSource::Client,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }

@@ -70,6 +70,11 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "Request body could not be read",
         ),
         ProxyError::BadRequest { .. } => (StatusCode::BAD_REQUEST, "bad-request", "Bad request"),
+        ProxyError::NotAcceptable { .. } => (
+            StatusCode::NOT_ACCEPTABLE,
+            "not-acceptable",
+            "No acceptable representation",
+        ),
         ProxyError::BadUpstreamResponse { .. } => (
             StatusCode::BAD_GATEWAY,
             "bad-upstream-response",
