@@ -37,7 +37,7 @@
 //!   less a margin to build the answer.
 
 mod run;
-mod template;
+pub(crate) mod template;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,6 +48,11 @@ use gatehouse_common::upstream::service::Upstream;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::answer::Answer;
+use crate::cache::{CacheSettings, Store};
+use crate::proxy::build_shape;
+use crate::shape::{Shape, ShapeSettings};
+use crate::xml::XmlSettings;
 use template::PartTemplate;
 
 /// The `aggregate` kind.
@@ -55,6 +60,8 @@ use template::PartTemplate;
 pub struct Aggregate {
     /// `internal.max_handler_body_bytes`: a part's default `max_body`.
     pub max_body_bytes: u64,
+    /// The response cache every route shares.
+    pub store: Arc<Store>,
 }
 
 /// A route's `handler.aggregate` arguments.
@@ -63,6 +70,13 @@ pub struct Aggregate {
 struct Args {
     /// The calls to make, at least one.
     parts: Vec<PartArgs>,
+    /// Shaping of the merged answer (before `errors` is added).
+    #[serde(default)]
+    shape: Option<ShapeSettings>,
+    #[serde(default)]
+    cache: Option<CacheSettings>,
+    #[serde(default)]
+    xml: Option<XmlSettings>,
 }
 
 /// One part.
@@ -90,6 +104,12 @@ struct PartArgs {
     /// The most read of its answer. Default `internal.max_handler_body_bytes`.
     #[serde(default)]
     max_body: Option<ByteSize>,
+    /// A JSON pointer: only this member of the answer is kept (`/products`); missing → null.
+    #[serde(default)]
+    select: Option<String>,
+    /// Shaping of this part's answer (after `select`).
+    #[serde(default)]
+    shape: Option<ShapeSettings>,
 }
 
 fn yes() -> bool {
@@ -101,6 +121,8 @@ fn yes() -> bool {
 struct Plan {
     route: Arc<str>,
     parts: Vec<Part>,
+    shape: Option<Shape>,
+    answer: Answer,
 }
 
 /// One compiled part.
@@ -117,6 +139,24 @@ struct Part {
     max_body: u64,
     /// Earlier parts it waits for, sorted, without repeats.
     deps: Vec<usize>,
+    select: Option<String>,
+    shape: Option<Shape>,
+    /// Whether a later part takes values from its answer (then the raw answer is kept).
+    needed: bool,
+}
+
+impl Part {
+    /// The answer as the response holds it: `select`ed, then shaped.
+    fn finish(&self, value: Value) -> Value {
+        let value = match &self.select {
+            Some(pointer) => value.pointer(pointer).cloned().unwrap_or(Value::Null),
+            None => value,
+        };
+        match &self.shape {
+            Some(shape) => shape.apply(value),
+            None => value,
+        }
+    }
 }
 
 impl HandlerKind for Aggregate {
@@ -175,6 +215,12 @@ impl HandlerKind for Aggregate {
                     format!("{t:?} is longer than the route's timeout ({route:?})"),
                 ));
             }
+            if let Some(sel) = &p.select
+                && !sel.starts_with('/')
+            {
+                return Err(cx.error(&key("select"), "a JSON pointer: it starts with `/`"));
+            }
+            let shape = build_shape(cx, &key("shape"), p.shape.as_ref())?;
             let max_body = p.max_body.map_or(self.max_body_bytes, |b| b.get());
             if max_body == 0 {
                 return Err(cx.error(&key("max_body"), "must be at least 1 byte"));
@@ -189,11 +235,25 @@ impl HandlerKind for Aggregate {
                 timeout,
                 max_body,
                 deps,
+                select: p.select,
+                shape,
+                needed: false,
             });
+        }
+        for i in 0..parts.len() {
+            parts[i].needed = parts.iter().any(|q| q.deps.contains(&i));
         }
         let plan = Arc::new(Plan {
             route: Arc::from(cx.route),
             parts,
+            shape: build_shape(cx, "shape", args.shape.as_ref())?,
+            answer: Answer::build(
+                cx,
+                args.cache.as_ref(),
+                args.xml.as_ref(),
+                &self.store,
+                self.max_body_bytes,
+            )?,
         });
         let service = tower::service_fn(move |req: HandlerRequest| {
             let plan = plan.clone();

@@ -2,25 +2,30 @@
 //!
 //! The binary is this library plus a thin `main.rs`; tests start [`run`] in-process on port 0.
 //! It runs the shared proxy core of `gatehouse-common` with its own [`InternalExtension`]: the
-//! `internal:` config section and the route handlers the orchestration features plug in as
-//! (`envelope` today; aggregation, transcoding and publishing build on the same seam).
+//! `internal:` config section and the route handlers the orchestration features plug in as:
+//! `aggregate` and `proxy` (shaping, the response cache, XML; docs/orchestration.md) and
+//! `envelope`; transcoding and publishing build on the same seam.
 
 pub mod aggregate;
+pub mod answer;
 pub mod cache;
 pub mod envelope;
 pub mod fetch;
+pub mod proxy;
 pub mod settings;
 pub mod shape;
 pub mod xml;
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use gatehouse_common::config::{ConfigError, Loaded};
 use gatehouse_common::handler::{HandlerKind, Handlers};
 use gatehouse_common::runtime::{Extension, Running, StartError};
 use gatehouse_common::settings::ProxySettings;
 use gatehouse_common::tier::{Tier, TierBuild, TierPlan};
+
+use cache::{Store, StoreSettings};
 
 /// The binary's name, used in logs and `/config`.
 pub const BINARY: &str = "gatehouse-internal";
@@ -29,7 +34,26 @@ const ABOUT: &str = "Gatehouse internal gateway: routing, discovery, balancing a
 
 /// The internal gateway's part of the proxy core: its section and its route handlers.
 #[derive(Debug, Default)]
-pub struct InternalExtension;
+pub struct InternalExtension {
+    /// The response cache, kept across reloads (its entries stay) until `internal.cache`
+    /// changes its size.
+    store: Mutex<Option<Arc<Store>>>,
+}
+
+impl InternalExtension {
+    /// The store for `settings`: the current one when its budget is unchanged.
+    fn store(&self, settings: &StoreSettings) -> Arc<Store> {
+        let mut current = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some(store) if store.max_bytes() == settings.max_bytes.get() => store.clone(),
+            _ => {
+                let store = Arc::new(Store::new(settings));
+                *current = Some(store.clone());
+                store
+            }
+        }
+    }
+}
 
 impl Tier for InternalExtension {
     fn section(&self) -> Option<&'static str> {
@@ -46,10 +70,23 @@ impl Tier for InternalExtension {
                 "must be at least 1 byte (every answer a handler reads would be refused)",
             ));
         }
+        if let Err(e) = section.cache.validate() {
+            return Err(cx
+                .source
+                .error_at(&format!("internal.cache.{}", e.key), e.message));
+        }
         let max_body_bytes = section.max_handler_body_bytes.get();
-        let kinds: [Arc<dyn HandlerKind>; 2] = [
+        let store = self.store(&section.cache);
+        let kinds: [Arc<dyn HandlerKind>; 3] = [
             Arc::new(envelope::Envelope { max_body_bytes }),
-            Arc::new(aggregate::Aggregate { max_body_bytes }),
+            Arc::new(aggregate::Aggregate {
+                max_body_bytes,
+                store: store.clone(),
+            }),
+            Arc::new(proxy::Proxy {
+                max_body_bytes,
+                store,
+            }),
         ];
         Ok(TierPlan {
             filter: None,
@@ -66,10 +103,16 @@ pub async fn run(
     config: Loaded<ProxySettings>,
     path: Option<PathBuf>,
 ) -> Result<Running, StartError> {
-    gatehouse_common::runtime::run_with(BINARY, config, path, Arc::new(InternalExtension)).await
+    gatehouse_common::runtime::run_with(
+        BINARY,
+        config,
+        path,
+        Arc::new(InternalExtension::default()),
+    )
+    .await
 }
 
 /// The process entry point: command line, config, signals, exit code.
 pub fn main() -> std::process::ExitCode {
-    gatehouse_common::cli::main_with(BINARY, ABOUT, Arc::new(InternalExtension))
+    gatehouse_common::cli::main_with(BINARY, ABOUT, Arc::new(InternalExtension::default()))
 }

@@ -4,6 +4,8 @@
 use gatehouse_common::config::ByteSize;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::StoreSettings;
+
 /// Settings of the internal gateway tier.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -11,12 +13,15 @@ pub struct InternalSettings {
     /// The most a route handler reads of one service response it must parse (an `envelope`
     /// part): above it the part fails as too large, so memory stays bounded. Default 1MiB.
     pub max_handler_body_bytes: ByteSize,
+    /// The response cache that routes opt into with `cache:` (docs/orchestration.md).
+    pub cache: StoreSettings,
 }
 
 impl Default for InternalSettings {
     fn default() -> Self {
         InternalSettings {
             max_handler_body_bytes: ByteSize::new(1024 * 1024),
+            cache: StoreSettings::default(),
         }
     }
 }

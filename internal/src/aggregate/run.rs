@@ -18,10 +18,8 @@ use serde_json::{Map, Value, json};
 use tracing::Instrument;
 
 use super::{Part, Plan};
+use crate::cache::X_PARTIAL;
 use crate::fetch::{is_json, read_limited};
-
-/// The answer header naming the optional parts that failed.
-pub const X_PARTIAL: &str = "x-gatehouse-partial";
 
 /// Time kept back from the route's deadline to build and send the answer: a part without a
 /// timeout of its own fails as timed out this much before the route would.
@@ -100,8 +98,14 @@ impl Plan {
             host: host.as_deref(),
             path: parts.uri.path(),
         };
-        let outcomes = self.run(&vars, &forward).await?;
-        self.answer(outcomes)
+        let format = self.answer.format(&parts)?;
+        let produce = || async {
+            let outcomes = self.run(&vars, &forward).await?;
+            self.merge(outcomes)
+        };
+        self.answer
+            .serve(&parts, vars.host, &forward, format, produce)
+            .await
     }
 
     /// Runs the parts; stops early (dropping the others) when a required part fails.
@@ -149,11 +153,19 @@ impl Plan {
                 break;
             };
             let part = &self.parts[i];
-            match outcome {
-                Outcome::Answered { ref value, .. } => answers[i] = Some(value.clone()),
+            let outcome = match outcome {
+                Outcome::Answered { value, max_age } => {
+                    if part.needed {
+                        answers[i] = Some(value.clone());
+                    }
+                    Outcome::Answered {
+                        value: part.finish(value),
+                        max_age,
+                    }
+                }
                 Outcome::Failed(failure) if part.required => return Err(failed(part, failure)),
-                Outcome::Failed(_) => {}
-            }
+                failed @ Outcome::Failed(_) => failed,
+            };
             outcomes[i] = Some(outcome);
         }
         Ok(outcomes.into_iter().flatten().collect())
@@ -238,8 +250,9 @@ impl Plan {
             .observe(took.as_secs_f64());
     }
 
-    /// The answer from every part's outcome (no required part failed).
-    fn answer(&self, outcomes: Vec<Outcome>) -> Result<Response<ProxyBody>, ProxyError> {
+    /// The answer from every part's outcome (no required part failed): each under its name,
+    /// shaped by the route, then the failures under `errors` (never shaped away).
+    fn merge(&self, outcomes: Vec<Outcome>) -> Result<Response<ProxyBody>, ProxyError> {
         let mut body = Map::new();
         let mut errors = Vec::new();
         let mut failed: Vec<&str> = Vec::new();
@@ -262,14 +275,16 @@ impl Plan {
             }
         }
         let partial = !failed.is_empty();
-        if partial {
-            body.insert("errors".into(), Value::Array(errors));
+        let mut body = Value::Object(body);
+        if let Some(shape) = &self.shape {
+            body = shape.apply(body);
         }
-        let bytes = serde_json::to_vec(&Value::Object(body)).map_err(|e| {
-            ProxyError::BadUpstreamResponse {
-                service: format!("aggregate (route {})", self.route),
-                reason: format!("the answer could not be encoded: {e}"),
-            }
+        if partial && let Value::Object(members) = &mut body {
+            members.insert("errors".into(), Value::Array(errors));
+        }
+        let bytes = serde_json::to_vec(&body).map_err(|e| ProxyError::BadUpstreamResponse {
+            service: format!("aggregate (route {})", self.route),
+            reason: format!("the answer could not be encoded: {e}"),
         })?;
         let mut res = Response::new(full(Bytes::from(bytes)));
         let h = res.headers_mut();

@@ -9,7 +9,7 @@ use crate::fetch::encode_segment;
 
 /// A parsed template; `{{` and `}}` stand for literal braces.
 #[derive(Debug)]
-pub(super) struct PartTemplate {
+pub(crate) struct PartTemplate {
     pieces: Vec<Piece>,
 }
 
@@ -27,7 +27,7 @@ enum Piece {
 
 /// Why a template could not be filled for one request.
 #[derive(Debug)]
-pub(super) struct Missing {
+pub(crate) struct Missing {
     pub part: usize,
     pub pointer: String,
 }
