@@ -340,10 +340,14 @@ def test_grpc_create_order_through_the_mesh(web_app_token):
 # --- faults ------------------------------------------------------------------------------------
 
 
+# The internal gateway caches catalog reads (max-age=5): failover tests ask past the cache.
+NO_CACHE = {"cache-control": "no-cache"}
+
+
 def _instances_seen(c, n):
     seen = set()
     for _ in range(n):
-        res = c.get("/api/catalog/products")
+        res = c.get("/api/catalog/products", headers=NO_CACHE)
         assert res.status_code == 200, res.text
         seen.add(res.json()["instance"])
     return seen
@@ -402,7 +406,7 @@ def test_kill_one_catalog_instance_during_1000_requests():
                     threading.Thread(target=kill, daemon=True).start()
                 t = time.monotonic()
                 try:
-                    res = c.get("/api/catalog/products")
+                    res = c.get("/api/catalog/products", headers=NO_CACHE)
                     if res.status_code == 200:
                         counts = after if killed.is_set() else before
                         inst = res.json()["instance"]

@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -231,6 +231,7 @@ async fn checks(topo: &mut Topology) {
     // Refused at the edge, as a gRPC status.
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 
+    orchestration(topo, &h2, &base).await;
     breaker_opens_and_recovers(topo, &h1, &base).await;
     internal_gateway_restart(topo, &h1, &h2, &base).await;
 
@@ -267,7 +268,14 @@ impl Load {
                 tokio::spawn(async move {
                     let mut failures = Vec::new();
                     for _ in 0..requests / 4 {
-                        let (status, _, body) = send(&c, get(&url, None)).await;
+                        // Past the internal gateway's cache: every request reaches a
+                        // catalog instance, so a failover cannot hide behind a hit.
+                        let mut req = get(&url, None);
+                        req.headers_mut().insert(
+                            http::header::CACHE_CONTROL,
+                            http::HeaderValue::from_static("no-cache"),
+                        );
+                        let (status, _, body) = send(&c, req).await;
                         if status != StatusCode::OK {
                             failures.push((std::time::Instant::now(), status, body));
                         }
@@ -300,6 +308,148 @@ async fn timed(c: &Https, url: &str) -> (StatusCode, Bytes, Duration) {
     let t = std::time::Instant::now();
     let (status, _, body) = send(c, get(url, None)).await;
     (status, body, t.elapsed())
+}
+
+/// The orchestration demo (docs/orchestration.md) through the edge over HTTP/2, no token: the
+/// web and mobile pages, API versions, XML both ways, the catalog cache, and the failure
+/// contract with reviews, then pricing, failing every request.
+async fn orchestration(topo: &Topology, h2: &Https, base: &str) {
+    let json_of = |body: &Bytes| -> Value {
+        serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
+    };
+    let (status, v, body) = send(h2, get(&format!("{base}/api/web/products/1003"), None)).await;
+    assert_eq!(
+        (status, v),
+        (StatusCode::OK, http::Version::HTTP_2),
+        "{body:?}"
+    );
+    let page = json_of(&body);
+    assert_eq!(
+        page["product"],
+        json!({"id": "1003", "name": "Milk frother",
+               "description": "Induction milk frother, hot and cold foam.",
+               "category": "accessories"})
+    );
+    assert_eq!(
+        page["price"],
+        json!({"unit_price_cents": 7900, "currency": "EUR"})
+    );
+    assert_eq!(page["stock"], json!({"available": 0, "in_stock": false}));
+    assert_eq!(
+        page["reviews"],
+        json!({"average_rating": null, "count": 0, "items": []})
+    );
+    assert_eq!(
+        page["related"],
+        json!([{"id": "1004", "name": "Pour-over kettle"}])
+    );
+    assert!(page.get("errors").is_none(), "{page}");
+
+    let mobile_url = format!("{base}/api/mobile/products/1001");
+    let (status, _, body) = send(h2, get(&mobile_url, None)).await;
+    assert_eq!(status, StatusCode::OK, "{body:?}");
+    let mobile = json_of(&body);
+    assert_eq!(
+        mobile,
+        json!({"id": "1001", "name": "Espresso machine", "price_cents": 89900,
+               "currency": "EUR", "in_stock": true, "rating": mobile["rating"].clone()})
+    );
+    assert!(mobile["rating"].as_f64().is_some(), "{mobile}");
+
+    let (_, _, body) = send(h2, get(&format!("{base}/api/v1/products/1002"), None)).await;
+    assert_eq!(
+        json_of(&body),
+        json!({"id": "1002", "title": "Burr grinder", "category": "grinders"})
+    );
+    let (_, _, body) = send(h2, get(&format!("{base}/api/v2/products/1002"), None)).await;
+    assert_eq!(json_of(&body)["name"], "Burr grinder");
+    for path in [
+        "/api/web/products/9999",
+        "/api/mobile/products/9999",
+        "/api/v1/products/9999",
+    ] {
+        let (status, _, body) = send(h2, get(&format!("{base}{path}"), None)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body:?}");
+        assert!(json_of(&body)["type"].is_string(), "{path}: a problem");
+    }
+
+    // XML out, and XML in.
+    let mut req = get(&format!("{base}/api/web/products/1001"), None);
+    req.headers_mut().insert(
+        http::header::ACCEPT,
+        http::HeaderValue::from_static("application/xml"),
+    );
+    let res = h2.request(req).await.expect("request");
+    assert_eq!(
+        res.headers().get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/xml; charset=utf-8"[..])
+    );
+    let xml = res.into_body().collect().await.expect("body").to_bytes();
+    let xml = String::from_utf8_lossy(&xml);
+    assert!(xml.contains("<product xmlns:xsi="), "{xml}");
+    assert!(
+        xml.contains("<unit_price_cents>89900</unit_price_cents>"),
+        "{xml}"
+    );
+    let req = Request::post(format!("{base}/api/xml/echo"))
+        .header("content-type", "application/xml")
+        .header("accept", "application/xml")
+        .body(Full::new(Bytes::from_static(
+            b"<order><productId>1001</productId><quantity>2</quantity></order>",
+        )))
+        .expect("request");
+    let (status, _, body) = send(h2, req).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert!(text.contains("<method>POST</method>"), "{text}");
+    assert!(text.contains("productId"), "echo saw the JSON body: {text}");
+
+    // The catalog's reads are cached at the internal gateway.
+    let url = format!("{base}/api/catalog/products/1005");
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let res = h2.request(get(&url, None)).await.expect("request");
+        seen.push(
+            res.headers()
+                .get("x-cache")
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default(),
+        );
+    }
+    assert_eq!(seen, ["MISS", "HIT"]);
+
+    // Reviews fail every request: the mobile page still answers, rating null, partial.
+    chaos(topo, "reviews", r#"{"error_rate":1.0}"#).await;
+    let res = h2.request(get(&mobile_url, None)).await.expect("request");
+    let partial = res.headers().get("x-gatehouse-partial").cloned();
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    chaos(topo, "reviews", r#"{"error_rate":0}"#).await;
+    assert_eq!(
+        partial.as_ref().map(|v| v.as_bytes()),
+        Some(&b"reviews"[..]),
+        "{body:?}"
+    );
+    let mobile = json_of(&body);
+    assert_eq!(mobile["rating"], Value::Null);
+    assert_eq!(mobile["errors"][0]["part"], "reviews");
+    // Pricing fails: the web page is a 502 naming the part.
+    chaos(topo, "pricing", r#"{"error_rate":1.0}"#).await;
+    let (status, _, body) = send(h2, get(&format!("{base}/api/web/products/1001"), None)).await;
+    chaos(topo, "pricing", r#"{"error_rate":0}"#).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body:?}");
+    let problem = json_of(&body);
+    assert!(
+        problem["type"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("aggregate-part-failed")),
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("`price`")),
+        "{problem}"
+    );
 }
 
 /// `POST /_chaos` on a demo service's admin listener.

@@ -24,7 +24,8 @@ fn by_product(
     }
 }
 
-/// `GET /reviews/{product_id}` → `{"product_id", "reviews": [{"author","rating","text"}], "average_rating"}`.
+/// `GET /reviews/{product_id}` → `{"product_id", "reviews": [{"author","rating","text"}], "count",
+/// "average_rating"}`.
 pub(crate) struct Reviews;
 
 impl RestApp for Reviews {
@@ -33,7 +34,12 @@ impl RestApp for Reviews {
             let n = p.reviews.len();
             let sum: u32 = p.reviews.iter().map(|r| u32::from(r.rating)).sum();
             let average = (n > 0).then(|| f64::from(sum) / n as f64);
-            ok(&json!({"product_id": p.id, "reviews": p.reviews, "average_rating": average}))
+            ok(&json!({
+                "product_id": p.id,
+                "reviews": p.reviews,
+                "count": n,
+                "average_rating": average,
+            }))
         })
     }
 }
