@@ -701,7 +701,7 @@ async fn readyz(admin: SocketAddr) -> Option<u16> {
         .flatten()
 }
 
-/// The text `up` prints once ready: the endpoints and three curl examples.
+/// The text `up` prints once ready: the endpoints and four curl examples.
 pub fn summary(topo: &Topology) -> String {
     use std::fmt::Write;
     let mut out = String::new();
@@ -732,7 +732,7 @@ pub fn summary(topo: &Topology) -> String {
     );
     let _ = writeln!(
         out,
-        "\n# public\ncurl --cacert {ca} https://{edge}/api/catalog/products"
+        "\n# public\ncurl --cacert {ca} https://{edge}/api/catalog/products\n# one request, five services (docs/orchestration.md)\ncurl --cacert {ca} https://{edge}/api/web/products/1001"
     );
     let _ = writeln!(
         out,
