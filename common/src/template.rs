@@ -25,6 +25,53 @@ pub struct ValueTemplate {
     parts: Vec<Part>,
 }
 
+/// A piece of template text: literal text (braces unescaped) or the inside of a `{...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Token {
+    Literal(String),
+    Placeholder(String),
+}
+
+/// Splits template text into literals and placeholders; `{{` and `}}` are literal braces. The
+/// one tokenizer of every template syntax (a handler's own templates add placeholder kinds).
+pub fn tokens(text: &str) -> Result<Vec<Token>, String> {
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                lit.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                lit.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err(format!("`{{{name}` is not closed with `}}`")),
+                    }
+                }
+                if !lit.is_empty() {
+                    out.push(Token::Literal(std::mem::take(&mut lit)));
+                }
+                out.push(Token::Placeholder(name));
+            }
+            '}' => return Err("a lone `}`: write `}}` for a literal brace".into()),
+            c => lit.push(c),
+        }
+    }
+    if !lit.is_empty() {
+        out.push(Token::Literal(lit));
+    }
+    Ok(out)
+}
+
 /// The values a template can use for one request.
 #[derive(Debug, Clone, Copy)]
 pub struct Vars<'a> {
@@ -41,49 +88,21 @@ impl ValueTemplate {
     /// Parses `text`; `captures` are the names the route's path pattern defines.
     pub fn parse(text: &str, captures: &[String]) -> Result<Self, String> {
         let mut parts = Vec::new();
-        let mut lit = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    lit.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    lit.push('}');
-                }
-                '{' => {
-                    let mut name = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => name.push(c),
-                            None => return Err(format!("`{{{name}` is not closed with `}}`")),
-                        }
-                    }
-                    let part = match name.as_str() {
-                        "request_id" => Part::RequestId,
-                        "subject" => Part::Subject,
-                        "route" => Part::Route,
-                        "host" => Part::Host,
-                        "path" => Part::Path,
-                        _ => match captures.iter().position(|c| *c == name) {
-                            Some(i) => Part::Capture(i),
-                            None => return Err(unknown(&name, captures)),
-                        },
-                    };
-                    if !lit.is_empty() {
-                        parts.push(Part::Literal(std::mem::take(&mut lit)));
-                    }
-                    parts.push(part);
-                }
-                '}' => return Err("a lone `}`: write `}}` for a literal brace".into()),
-                c => lit.push(c),
-            }
-        }
-        if !lit.is_empty() {
-            parts.push(Part::Literal(lit));
+        for token in tokens(text)? {
+            parts.push(match token {
+                Token::Literal(l) => Part::Literal(l),
+                Token::Placeholder(name) => match name.as_str() {
+                    "request_id" => Part::RequestId,
+                    "subject" => Part::Subject,
+                    "route" => Part::Route,
+                    "host" => Part::Host,
+                    "path" => Part::Path,
+                    _ => match captures.iter().position(|c| *c == name) {
+                        Some(i) => Part::Capture(i),
+                        None => return Err(unknown(&name, captures)),
+                    },
+                },
+            });
         }
         Ok(ValueTemplate { parts })
     }

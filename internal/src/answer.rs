@@ -20,7 +20,7 @@ use http::header::{self, HeaderValue};
 use http::{Response, request};
 
 use crate::cache::{CacheSettings, Fetched, RouteCache, Store};
-use crate::fetch::{is_json, read_limited};
+use crate::fetch::{read_limited, rewrite_json};
 use crate::xml::{self, Format, XmlSettings};
 
 /// The deepest XML request body taken: deeper documents are refused with 400.
@@ -159,28 +159,10 @@ impl Answer {
         res: Response<ProxyBody>,
         root: &str,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        if !res.status().is_success() || !is_json(res.headers().get(header::CONTENT_TYPE)) {
-            return Ok(res);
-        }
-        let (mut head, body) = res.into_parts();
-        let bad = |reason: String| ProxyError::BadUpstreamResponse {
-            service: "xml rendering".into(),
-            reason,
-        };
-        let data = read_limited(body, self.max_body)
-            .await
-            .map_err(|e| bad(format!("the answer could not be read: {e}")))?
-            .ok_or_else(|| bad(format!("the answer exceeds {} bytes", self.max_body)))?;
-        let value: serde_json::Value = serde_json::from_slice(&data)
-            .map_err(|e| bad(format!("the answer is not valid JSON: {e}")))?;
-        let out = Bytes::from(xml::to_xml(&value, root));
-        head.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml; charset=utf-8"),
-        );
-        head.headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-        head.headers.remove(header::CONTENT_ENCODING);
-        Ok(Response::from_parts(head, full(out)))
+        let ct = Some("application/xml; charset=utf-8");
+        rewrite_json(res, self.max_body, "xml rendering", ct, |value| {
+            Bytes::from(xml::to_xml(&value, root))
+        })
+        .await
     }
 }

@@ -24,6 +24,42 @@ pub async fn read_limited(
     Ok(Some(buf.freeze()))
 }
 
+/// Rewrites a 2xx JSON answer: its body read (up to `max` bytes) and parsed, then replaced by
+/// `f(json)`, with `Content-Length` set, `Content-Type` replaced when `content_type` is given,
+/// and `Content-Encoding`/`ETag` dropped (they described the service's bytes). Any other answer is returned as it is. An unreadable, too large or invalid
+/// body is a 502 (`bad-upstream-response`) naming `service`.
+pub async fn rewrite_json(
+    res: Response<ProxyBody>,
+    max: u64,
+    service: &str,
+    content_type: Option<&'static str>,
+    f: impl FnOnce(serde_json::Value) -> Bytes,
+) -> Result<Response<ProxyBody>, gatehouse_common::error::ProxyError> {
+    if !res.status().is_success() || !is_json(res.headers().get(header::CONTENT_TYPE)) {
+        return Ok(res);
+    }
+    let (mut head, body) = res.into_parts();
+    let bad = |reason: String| gatehouse_common::error::ProxyError::BadUpstreamResponse {
+        service: service.to_owned(),
+        reason,
+    };
+    let data = read_limited(body, max)
+        .await
+        .map_err(|e| bad(format!("the answer could not be read: {e}")))?
+        .ok_or_else(|| bad(format!("the answer exceeds {max} bytes")))?;
+    let value = serde_json::from_slice(&data)
+        .map_err(|e| bad(format!("the answer is not valid JSON: {e}")))?;
+    let out = f(value);
+    let h = &mut head.headers;
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+    h.remove(header::CONTENT_ENCODING);
+    h.remove(header::ETAG);
+    if let Some(ct) = content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    Ok(Response::from_parts(head, full(out)))
+}
+
 /// `value` as one path segment: every byte but RFC 3986's unreserved ones percent-encoded, and
 /// the dot segments `.` and `..` encoded too.
 pub fn encode_segment(value: &str) -> String {

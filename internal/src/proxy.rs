@@ -22,7 +22,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gatehouse_common::body::{ProxyBody, full};
+use gatehouse_common::body::ProxyBody;
 use gatehouse_common::config::ConfigError;
 use gatehouse_common::error::ProxyError;
 use gatehouse_common::forward::{Forward, ForwardRequest};
@@ -37,7 +37,7 @@ use serde::Deserialize;
 use crate::aggregate::template::PartTemplate;
 use crate::answer::Answer;
 use crate::cache::{CacheSettings, Store};
-use crate::fetch::{is_json, read_limited};
+use crate::fetch::rewrite_json;
 use crate::shape::{Shape, ShapeSettings};
 use crate::xml::XmlSettings;
 
@@ -230,25 +230,9 @@ impl Route {
         let Some(shape) = &self.shape else {
             return Ok(res);
         };
-        if !res.status().is_success() || !is_json(res.headers().get(header::CONTENT_TYPE)) {
-            return Ok(res);
-        }
-        let (mut head, body) = res.into_parts();
-        let bad = |reason: String| ProxyError::BadUpstreamResponse {
-            service: self.service.name.to_string(),
-            reason,
-        };
-        let data = read_limited(body, self.max_body)
-            .await
-            .map_err(|e| bad(format!("the answer could not be read: {e}")))?
-            .ok_or_else(|| bad(format!("the answer exceeds {} bytes", self.max_body)))?;
-        let value: serde_json::Value = serde_json::from_slice(&data)
-            .map_err(|e| bad(format!("the answer is not valid JSON: {e}")))?;
-        let out = Bytes::from(shape.apply(value).to_string());
-        head.headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(out.len()));
-        head.headers.remove(header::CONTENT_ENCODING);
-        head.headers.remove(header::ETAG);
-        Ok(Response::from_parts(head, full(out)))
+        rewrite_json(res, self.max_body, &self.service.name, None, |value| {
+            Bytes::from(shape.apply(value).to_string())
+        })
+        .await
     }
 }

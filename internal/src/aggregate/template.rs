@@ -3,6 +3,7 @@
 //! for that one).
 
 use gatehouse_common::routing::{ValueTemplate, Vars};
+use gatehouse_common::template::{Token, tokens};
 use serde_json::Value;
 
 use crate::fetch::encode_segment;
@@ -37,38 +38,11 @@ impl PartTemplate {
     /// listed before this one (the only ones it may take values from).
     pub fn parse(text: &str, captures: &[String], earlier: &[&str]) -> Result<Self, String> {
         let mut pieces = Vec::new();
-        let mut lit = String::new();
-        let mut chars = text.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                '{' if chars.peek() == Some(&'{') => {
-                    chars.next();
-                    lit.push('{');
-                }
-                '}' if chars.peek() == Some(&'}') => {
-                    chars.next();
-                    lit.push('}');
-                }
-                '{' => {
-                    let mut inner = String::new();
-                    loop {
-                        match chars.next() {
-                            Some('}') => break,
-                            Some(c) => inner.push(c),
-                            None => return Err(format!("`{{{inner}` is not closed with `}}`")),
-                        }
-                    }
-                    if !lit.is_empty() {
-                        pieces.push(Piece::Literal(std::mem::take(&mut lit)));
-                    }
-                    pieces.push(placeholder(&inner, captures, earlier)?);
-                }
-                '}' => return Err("a lone `}`: write `}}` for a literal brace".into()),
-                c => lit.push(c),
-            }
-        }
-        if !lit.is_empty() {
-            pieces.push(Piece::Literal(lit));
+        for token in tokens(text)? {
+            pieces.push(match token {
+                Token::Literal(l) => Piece::Literal(l),
+                Token::Placeholder(inner) => placeholder(&inner, captures, earlier)?,
+            });
         }
         Ok(PartTemplate { pieces })
     }
