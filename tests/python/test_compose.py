@@ -179,6 +179,37 @@ def test_public_get_http2():
     assert res.json()["id"] == "1002"
 
 
+def test_orchestrated_pages_over_http2():
+    """The internal gateway's aggregation, shaping, XML and cache (docs/orchestration.md),
+    through the edge over HTTP/2 with httpx, no token."""
+    with client(http1=False, http2=True) as c:
+        web = c.get("/api/web/products/1001")
+        mobile = c.get("/api/mobile/products/1001")
+        v1 = c.get("/api/v1/products/1001")
+        missing = c.get("/api/web/products/9999")
+        xml = c.get("/api/web/products/1001", headers={"accept": "application/xml"})
+        echo = c.post(
+            "/api/xml/echo",
+            content=b"<order><productId>1001</productId></order>",
+            headers={"content-type": "application/xml", "accept": "application/xml"},
+        )
+        first = c.get("/api/catalog/products/1004")
+        second = c.get("/api/catalog/products/1004")
+    assert web.status_code == 200 and web.http_version == "HTTP/2", web.text
+    page = web.json()
+    assert sorted(page) == ["price", "product", "related", "reviews", "stock"], page
+    assert page["product"]["id"] == "1001" and page["price"]["currency"] == "EUR"
+    assert set(page["reviews"]) == {"average_rating", "count", "items"}
+    assert mobile.json()["price_cents"] == 89900 and mobile.json()["in_stock"] is True
+    assert v1.json() == {"id": "1001", "title": "Espresso machine", "category": "machines"}
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert xml.headers["content-type"] == "application/xml; charset=utf-8"
+    assert xml.text.startswith('<?xml version="1.0" encoding="UTF-8"?>'), xml.text
+    assert echo.status_code == 200 and "<method>POST</method>" in echo.text, echo.text
+    assert (first.headers["x-cache"], second.headers["x-cache"]) in (("MISS", "HIT"), ("HIT", "HIT"))
+
+
 def test_http3_on_the_published_udp_port():
     with client() as c:
         res = c.get("/api/reviews/1001")
