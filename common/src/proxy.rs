@@ -57,7 +57,7 @@ where
     let plan = shared.plan.load_full();
     let (trace, trace_valid) = TraceContext::from_headers(req.headers());
     let authority = request_authority(&req);
-    let mut ctx = RequestCtx {
+    let ctx = RequestCtx {
         request_id: request_id(req.headers()),
         trace,
         trace_valid,
@@ -88,9 +88,27 @@ where
     );
     let bytes_in = Arc::new(AtomicU64::new(0));
     let grpc = ctx.grpc;
-    let result = proxy(&plan, &shared.metrics, &mut ctx, req, bytes_in.clone())
-        .instrument(span.clone())
-        .await;
+    // From here the request is counted: if the client goes away before the answer is ready
+    // (the server drops this future), the guard still ends it, as a 499.
+    let mut unanswered = Unanswered(Some(Finish {
+        status: CLIENT_CLOSED_REQUEST,
+        ctx,
+        bytes_in: bytes_in.clone(),
+        metrics: shared.metrics.clone(),
+        conn,
+        access_log: plan.settings.telemetry.access_log,
+    }));
+    let result = proxy(
+        &plan,
+        &shared.metrics,
+        &mut unanswered.finish().ctx,
+        req,
+        bytes_in,
+    )
+    .instrument(span.clone())
+    .await;
+    let mut finish = unanswered.answered();
+    let ctx = &mut finish.ctx;
     let res = match result {
         Ok(res) => res,
         Err(err) => {
@@ -109,17 +127,38 @@ where
     };
     let (mut parts, body) = res.into_parts();
     if let Some(filter) = &plan.tier.filter {
-        filter.on_response(&ctx, &mut parts);
+        filter.on_response(ctx, &mut parts);
     }
-    let finish = Finish {
-        status: parts.status.as_u16(),
-        ctx,
-        bytes_in,
-        metrics: shared.metrics.clone(),
-        conn,
-        access_log: plan.settings.telemetry.access_log,
-    };
+    finish.status = parts.status.as_u16();
     Response::from_parts(parts, ObservedBody::new(body, finish))
+}
+
+/// The status logged for a request whose client left before it was answered (nginx's 499;
+/// Envoy logs 0 with the `DC` flag).
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+/// A request not answered yet: dropped before [`Unanswered::answered`], it ends the request
+/// as a 499 so the in-flight gauge, the connection's activity and the access log stay right.
+struct Unanswered(Option<Finish>);
+
+impl Unanswered {
+    fn finish(&mut self) -> &mut Finish {
+        self.0
+            .as_mut()
+            .expect("taken only by answered(), which consumes the guard")
+    }
+
+    fn answered(mut self) -> Finish {
+        self.0.take().expect("taken only once")
+    }
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if let Some(finish) = self.0.take() {
+            finish.on_end(0, false);
+        }
+    }
 }
 
 async fn proxy<B>(

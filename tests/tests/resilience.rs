@@ -458,3 +458,55 @@ async fn assert_healthy(proxy: &gatehouse_common::runtime::Running) {
     assert_eq!(ups["app"]["breaker"], "closed");
     assert_eq!(ups["app"]["endpoints"][0]["state"], "healthy");
 }
+
+/// Clients that give up before the answer arrives (over HTTP/1.1 and HTTP/2) leave nothing
+/// behind: the in-flight gauge, the endpoint's load and the breaker's pending slots return to
+/// zero, so a service with two pending slots still serves after ten abandoned requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_requests_give_back_their_slots() {
+    let be = Backend::new()
+        .handle("/slow", |_| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Response::new(full("late"))
+        })
+        .route("/fast", "fast")
+        .run()
+        .await;
+    let yaml = proxy_yaml(&format!(
+        "{}\n    circuit_breaker: {{ max_requests: 4, max_pending_requests: 2 }}",
+        endpoints(&[&be])
+    ));
+    let proxy = start(&yaml).await;
+    let addr = proxy.addr("main").await.expect("listener");
+    for client in [Client::http1(), Client::h2c()] {
+        for _ in 0..5 {
+            let waited = tokio::time::timeout(
+                Duration::from_millis(150),
+                client.get(&format!("http://{addr}/slow")),
+            )
+            .await;
+            assert!(waited.is_err(), "the slow backend answered");
+        }
+    }
+    // The proxy learns of each abandon when the connection or stream closes: allow it a moment.
+    let mut text = String::new();
+    for _ in 0..100 {
+        let (_, _, body) = Client::http1()
+            .get(&format!("http://{}/metrics", proxy.admin_addr))
+            .await;
+        text = String::from_utf8_lossy(&body).into_owned();
+        if text.contains("gatehouse_in_flight_requests 0\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(text.contains("gatehouse_in_flight_requests 0\n"), "{text}");
+    assert_eq!(
+        upstreams(proxy.admin_addr).await["app"]["endpoints"][0]["in_flight"],
+        0
+    );
+    for _ in 0..5 {
+        let (status, _, body) = Client::http1().get(&format!("http://{addr}/fast")).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    }
+}

@@ -141,16 +141,37 @@ impl Drop for RetrySlot {
     }
 }
 
-/// Keeps an endpoint's in-flight count and the breaker slot until the response body ends.
-struct InFlight {
-    endpoint: Arc<Endpoint>,
-    _admitted: Admitted,
+/// One request counted in an endpoint's in-flight load (the balancer's input) until dropped,
+/// whether the attempt ended, its body ended, or the caller gave up.
+struct EndpointSlot(Arc<Endpoint>);
+
+impl EndpointSlot {
+    fn start(endpoint: &Arc<Endpoint>) -> Self {
+        endpoint.start();
+        EndpointSlot(endpoint.clone())
+    }
 }
 
-impl Drop for InFlight {
+impl Drop for EndpointSlot {
     fn drop(&mut self) {
-        self.endpoint.finish();
+        self.0.finish();
     }
+}
+
+/// A request waiting for its response head (`circuit_breaker.max_pending_requests`), counted
+/// until dropped: a caller that gives up mid-wait must not keep the slot.
+struct PendingSlot<'a>(&'a Upstream);
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.breaker.leave_pending();
+    }
+}
+
+/// Keeps an endpoint's in-flight count and the breaker slot until the response body ends.
+struct InFlight {
+    _endpoint: EndpointSlot,
+    _admitted: Admitted,
 }
 
 pin_project! {
@@ -201,7 +222,7 @@ enum Attempt {
 /// Wraps a response so the endpoint and breaker accounting end with its body.
 fn guarded(
     res: Response<ProxyBody>,
-    ep: Arc<Endpoint>,
+    endpoint: EndpointSlot,
     mut admitted: Admitted,
 ) -> Response<ProxyBody> {
     admitted.failed = admitted.upstream.counts_as_failure(&res);
@@ -209,7 +230,7 @@ fn guarded(
     let body = Guarded {
         inner: b,
         guard: Some(InFlight {
-            endpoint: ep,
+            _endpoint: endpoint,
             _admitted: admitted,
         }),
     };
@@ -298,6 +319,7 @@ impl Upstream {
             };
             let req = self.attempt_request(&parts, headers, ep.addr, req_body, left, grpc)?;
 
+            let slot = EndpointSlot::start(&ep);
             let outcome = self
                 .attempt(
                     metrics,
@@ -311,22 +333,22 @@ impl Upstream {
             // The previous retry (if any) is over: give its slot back before asking for another.
             _retry_slot = None;
             let err = match outcome {
-                Attempt::Done(res) => return Ok(guarded(res, ep, admitted)),
+                Attempt::Done(res) => return Ok(guarded(res, slot, admitted)),
                 Attempt::Fail(e) => {
-                    ep.finish();
+                    drop(slot);
                     admitted.failed = e.source_side() == crate::error::ErrorSource::Upstream;
                     return Err(e);
                 }
                 Attempt::RetryResponse(res) => match self.refuse_retry(metrics, more) {
                     // No retry left: the client gets the upstream's own answer.
-                    true => return Ok(guarded(res, ep, admitted)),
+                    true => return Ok(guarded(res, slot, admitted)),
                     false => {
-                        ep.finish();
+                        drop(slot);
                         continue_after(res.status())
                     }
                 },
                 Attempt::Retry(e) => {
-                    ep.finish();
+                    drop(slot);
                     if self.refuse_retry(metrics, more) {
                         admitted.failed = true;
                         return Err(e);
@@ -408,11 +430,11 @@ impl Upstream {
         if let Err(o) = self.breaker.enter_pending() {
             return Attempt::Fail(self.overloaded(metrics, o));
         }
-        ep.start();
+        let pending = PendingSlot(self);
         metrics.upstream.request(&self.name, &ep.label);
         let t0 = Instant::now();
         let sent = tokio::time::timeout(try_timeout, self.client.send(req)).await;
-        self.breaker.leave_pending();
+        drop(pending);
         match sent {
             Ok(Ok(res)) => {
                 ep.observe_rtt(t0.elapsed());
