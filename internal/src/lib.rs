@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod proxy;
 pub mod settings;
 pub mod shape;
+pub mod transcode;
 pub mod xml;
 
 use std::path::PathBuf;

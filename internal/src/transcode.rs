@@ -1,0 +1,4 @@
+//! REST ↔ gRPC transcoding at run time (docs/transcoding.md): `.proto` files compiled when the
+//! config loads, `google.api.http` bindings read from them, JSON ↔ protobuf by the proto3 JSON
+//! mapping, streaming by `Accept`, and the reverse direction (gRPC clients calling a REST
+//! service), all through the handler seam and the forward step.
