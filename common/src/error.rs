@@ -100,6 +100,17 @@ pub enum ProxyError {
         public: String,
         reason: String,
     },
+
+    /// A gRPC status refused to an HTTP client by the gateway itself on a transcoded route
+    /// (malformed JSON, no binding for the path): `http` from the gRPC ↔ HTTP table; the body
+    /// carries the `google.rpc.Status` members too, so a client of the API reads one error shape
+    /// whether the gateway or the service refused (see [`crate::respond::grpc_status_problem`]).
+    #[error("{message}")]
+    GrpcRefused {
+        http: http::StatusCode,
+        code: i32,
+        message: String,
+    },
 }
 
 impl ProxyError {
@@ -111,7 +122,8 @@ impl ProxyError {
             | ProxyError::HeadersTooLarge { .. }
             | ProxyError::ClientBody { .. }
             | ProxyError::BadRequest { .. }
-            | ProxyError::NotAcceptable { .. } => ErrorSource::Client,
+            | ProxyError::NotAcceptable { .. }
+            | ProxyError::GrpcRefused { .. } => ErrorSource::Client,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }

@@ -23,6 +23,19 @@ pub struct Problem<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub instance: Option<&'a str>,
     pub request_id: &'a str,
+    /// The `google.rpc.Status` members of a transcoded call's error (RFC 9457 §3.2 extension
+    /// members).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub grpc: Option<GrpcMembers<'a>>,
+}
+
+/// `code`, `message` and `details` of a `google.rpc.Status`, in a problem document.
+#[derive(Debug, Serialize)]
+pub struct GrpcMembers<'a> {
+    pub code: i32,
+    pub message: &'a str,
+    /// Each detail by the proto3 JSON mapping of `Any`.
+    pub details: &'a [serde_json::Value],
 }
 
 /// Status, short problem slug and title for each error.
@@ -80,6 +93,9 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
             "bad-upstream-response",
             "Unusable upstream response",
         ),
+        ProxyError::GrpcRefused { http, code, .. } => {
+            (*http, grpc_problem_slug(*code), grpc_problem_title(*code))
+        }
         ProxyError::PartFailed { status, .. } => match status.as_u16() {
             404 => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             504 => (
@@ -124,10 +140,13 @@ pub fn error_response(
         }
         _ => detail(err),
     };
-    let mut res = if grpc {
-        grpc_response(grpc_code(status), &detail, request_id)
-    } else {
-        problem_response(status, slug, title, detail, request_id, path)
+    let mut res = match err {
+        ProxyError::GrpcRefused { code, message, .. } => match grpc {
+            true => grpc_response(u8::try_from(*code).unwrap_or(2), message, request_id),
+            false => grpc_status_problem(status, *code, message, &[], request_id, path),
+        },
+        _ if grpc => grpc_response(grpc_code(status), &detail, request_id),
+        _ => problem_response(status, slug, title, detail, request_id, path),
     };
     if let ProxyError::Overloaded { retry_after, .. } = err {
         // Tell the client (and every tier on the way back) that this was load shedding, and when
@@ -191,7 +210,104 @@ pub fn problem_response(
         detail,
         instance: path,
         request_id: request_id.to_str().unwrap_or_default(),
+        grpc: None,
     };
+    problem_body(status, &problem, request_id)
+}
+
+/// A gRPC status answered to an HTTP client (a transcoded call): a problem document whose
+/// extension members are the `google.rpc.Status` ones (`code`, `message`, `details`), so
+/// clients written for grpc-gateway or Envoy's transcoder read it as they expect, and others as
+/// any problem. `status` comes from the gRPC → HTTP table; the service's message is its own
+/// vocabulary and passes as it is.
+pub fn grpc_status_problem(
+    status: StatusCode,
+    code: i32,
+    message: &str,
+    details: &[serde_json::Value],
+    request_id: &HeaderValue,
+    path: Option<&str>,
+) -> Response<ProxyBody> {
+    let problem = Problem {
+        kind: format!("urn:gatehouse:problem:{}", grpc_problem_slug(code)),
+        title: grpc_problem_title(code),
+        status: status.as_u16(),
+        detail: message.to_owned(),
+        instance: path,
+        request_id: request_id.to_str().unwrap_or_default(),
+        grpc: Some(GrpcMembers {
+            code,
+            message,
+            details,
+        }),
+    };
+    problem_body(status, &problem, request_id)
+}
+
+/// The problem type of a gRPC code: `grpc-not-found`; unknown codes are `grpc-unknown`.
+fn grpc_problem_slug(code: i32) -> &'static str {
+    GRPC_CODES
+        .get(usize::try_from(code).unwrap_or(usize::MAX))
+        .map_or("grpc-unknown", |c| c.1)
+}
+
+fn grpc_problem_title(code: i32) -> &'static str {
+    GRPC_CODES
+        .get(usize::try_from(code).unwrap_or(usize::MAX))
+        .map_or("Unknown", |c| c.2)
+}
+
+/// gRPC codes 0..=16 (grpc/doc/statuscodes.md): name, problem slug, problem title.
+const GRPC_CODES: [(&str, &str, &str); 17] = [
+    ("OK", "grpc-ok", "OK"),
+    ("CANCELLED", "grpc-cancelled", "Cancelled"),
+    ("UNKNOWN", "grpc-unknown", "Unknown"),
+    (
+        "INVALID_ARGUMENT",
+        "grpc-invalid-argument",
+        "Invalid argument",
+    ),
+    (
+        "DEADLINE_EXCEEDED",
+        "grpc-deadline-exceeded",
+        "Deadline exceeded",
+    ),
+    ("NOT_FOUND", "grpc-not-found", "Not found"),
+    ("ALREADY_EXISTS", "grpc-already-exists", "Already exists"),
+    (
+        "PERMISSION_DENIED",
+        "grpc-permission-denied",
+        "Permission denied",
+    ),
+    (
+        "RESOURCE_EXHAUSTED",
+        "grpc-resource-exhausted",
+        "Resource exhausted",
+    ),
+    (
+        "FAILED_PRECONDITION",
+        "grpc-failed-precondition",
+        "Failed precondition",
+    ),
+    ("ABORTED", "grpc-aborted", "Aborted"),
+    ("OUT_OF_RANGE", "grpc-out-of-range", "Out of range"),
+    ("UNIMPLEMENTED", "grpc-unimplemented", "Unimplemented"),
+    ("INTERNAL", "grpc-internal", "Internal"),
+    ("UNAVAILABLE", "grpc-unavailable", "Unavailable"),
+    ("DATA_LOSS", "grpc-data-loss", "Data loss"),
+    ("UNAUTHENTICATED", "grpc-unauthenticated", "Unauthenticated"),
+];
+
+/// The name of a gRPC code (`NOT_FOUND`), for logs and documents; `None` outside 0..=16.
+pub fn grpc_code_name(code: i32) -> Option<&'static str> {
+    GRPC_CODES.get(usize::try_from(code).ok()?).map(|c| c.0)
+}
+
+fn problem_body(
+    status: StatusCode,
+    problem: &Problem<'_>,
+    request_id: &HeaderValue,
+) -> Response<ProxyBody> {
     let body = serde_json::to_vec(&problem).unwrap_or_default();
     let mut res = Response::new(full(Bytes::from(body)));
     *res.status_mut() = status;
@@ -243,4 +359,69 @@ fn percent_encode_grpc(msg: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    async fn json(res: Response<ProxyBody>) -> serde_json::Value {
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        serde_json::from_slice(&body).expect("json")
+    }
+
+    /// A transcoder's refusal: one document that is both a problem and a `google.rpc.Status`;
+    /// a gRPC client gets the code itself, not one derived from the HTTP status.
+    #[tokio::test]
+    async fn grpc_refusals_carry_the_status_members() {
+        let id = HeaderValue::from_static("req-1");
+        let err = ProxyError::GrpcRefused {
+            http: StatusCode::BAD_REQUEST,
+            code: 3,
+            message: "invalid JSON body: expected value at line 1 column 2".into(),
+        };
+        let res = error_response(&err, &id, Some("/api/v1/orders"), false, true);
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(res.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let v = json(res).await;
+        assert_eq!(v["type"], "urn:gatehouse:problem:grpc-invalid-argument");
+        assert_eq!(v["status"], 400);
+        assert_eq!(v["code"], 3);
+        assert_eq!(
+            v["message"],
+            "invalid JSON body: expected value at line 1 column 2"
+        );
+        assert_eq!(v["details"], serde_json::json!([]));
+        assert_eq!(v["request_id"], "req-1");
+
+        let res = error_response(&err, &id, None, true, true);
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["grpc-status"], "3");
+    }
+
+    #[tokio::test]
+    async fn relayed_statuses_keep_their_details() {
+        let id = HeaderValue::from_static("req-2");
+        let details = [
+            serde_json::json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "GONE"}),
+        ];
+        let res = grpc_status_problem(
+            StatusCode::NOT_FOUND,
+            5,
+            "no order o-9",
+            &details,
+            &id,
+            None,
+        );
+        let v = json(res).await;
+        assert_eq!(v["title"], "Not found");
+        assert_eq!(v["code"], 5);
+        assert_eq!(v["details"][0]["reason"], "GONE");
+        assert!(v.get("instance").is_none());
+        assert_eq!(grpc_code_name(16), Some("UNAUTHENTICATED"));
+        assert_eq!(grpc_code_name(17), None);
+        assert_eq!(grpc_problem_slug(-1), "grpc-unknown");
+    }
 }
