@@ -2,3 +2,5 @@
 //! config loads, `google.api.http` bindings read from them, JSON ↔ protobuf by the proto3 JSON
 //! mapping, streaming by `Accept`, and the reverse direction (gRPC clients calling a REST
 //! service), all through the handler seam and the forward step.
+
+pub mod status;
