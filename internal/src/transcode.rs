@@ -3,4 +3,5 @@
 //! mapping, streaming by `Accept`, and the reverse direction (gRPC clients calling a REST
 //! service), all through the handler seam and the forward step.
 
+pub mod frame;
 pub mod status;
