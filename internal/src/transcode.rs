@@ -5,3 +5,4 @@
 
 pub mod frame;
 pub mod status;
+pub mod stream;
