@@ -17,7 +17,7 @@ pub mod shape;
 pub mod transcode;
 pub mod xml;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use gatehouse_common::config::{ConfigError, Loaded};
@@ -76,6 +76,13 @@ impl Tier for InternalExtension {
                 .source
                 .error_at(&format!("internal.cache.{}", e.key), e.message));
         }
+        // Compiled at every load: a reload that changes a `.proto` changes the types, and one
+        // that breaks it is refused with the file, line and column while the old plan serves.
+        let base_dir = cx.source.file.parent().unwrap_or(Path::new(""));
+        let descriptors = transcode::descriptors::compile(&section.descriptors, base_dir)
+            .map_err(|e| cx.source.error_at(&e.key(), e.to_string()))?;
+        // For the `transcode` handler kind, which takes its services' bindings from it.
+        let _descriptors = Arc::new(descriptors);
         let max_body_bytes = section.max_handler_body_bytes.get();
         let store = self.store(&section.cache);
         let kinds: [Arc<dyn HandlerKind>; 3] = [

@@ -5,6 +5,7 @@ use gatehouse_common::config::ByteSize;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::StoreSettings;
+use crate::transcode::descriptors::DescriptorSettings;
 
 /// Settings of the internal gateway tier.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -15,6 +16,10 @@ pub struct InternalSettings {
     pub max_handler_body_bytes: ByteSize,
     /// The response cache that routes opt into with `cache:` (docs/orchestration.md).
     pub cache: StoreSettings,
+    /// The protobuf types transcoding reads (docs/transcoding.md): `.proto` files and binary
+    /// descriptor sets, paths relative to the config file's directory, compiled at every load.
+    /// Default: none (only the built-in `google/*` files).
+    pub descriptors: DescriptorSettings,
 }
 
 impl Default for InternalSettings {
@@ -22,6 +27,7 @@ impl Default for InternalSettings {
         InternalSettings {
             max_handler_body_bytes: ByteSize::new(1024 * 1024),
             cache: StoreSettings::default(),
+            descriptors: DescriptorSettings::default(),
         }
     }
 }

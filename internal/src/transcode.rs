@@ -3,6 +3,10 @@
 //! mapping, streaming by `Accept`, and the reverse direction (gRPC clients calling a REST
 //! service), all through the handler seam and the forward step.
 
+pub mod descriptors;
 pub mod frame;
 pub mod status;
 pub mod stream;
+
+#[cfg(test)]
+mod testing;

@@ -447,7 +447,7 @@ const MALFORMED: &[Bad] = &[
         yaml: &[listener!(), "internal:", "  max_handler_body_byte: 1KiB"],
         at: (3, 3),
         key: "internal.max_handler_body_byte",
-        message: "unknown field `max_handler_body_byte`, expected `max_handler_body_bytes`",
+        message: "unknown field `max_handler_body_byte`, expected one of `max_handler_body_bytes`",
         hint: Some("did you mean `max_handler_body_bytes`?"),
         ..BAD
     },
