@@ -5,6 +5,8 @@
 
 pub mod descriptors;
 pub mod frame;
+pub mod path_template;
+mod percent;
 pub mod status;
 pub mod stream;
 
