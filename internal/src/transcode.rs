@@ -7,6 +7,7 @@ pub mod descriptors;
 pub mod frame;
 pub mod path_template;
 mod percent;
+pub mod rules;
 pub mod status;
 pub mod stream;
 
