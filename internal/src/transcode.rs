@@ -4,6 +4,7 @@
 //! service), all through the handler seam and the forward step.
 
 pub mod descriptors;
+pub mod fields;
 pub mod frame;
 pub mod path_template;
 mod percent;

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use prost_reflect::DescriptorPool;
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor};
 
 use crate::transcode::descriptors::{DescriptorError, DescriptorSettings, compile};
 
@@ -27,6 +27,19 @@ pub fn shop_pool() -> DescriptorPool {
         }
     })
     .clone()
+}
+
+/// The fixture's message `gatehouse.test.v1.NAME`.
+pub fn message(name: &str) -> MessageDescriptor {
+    let full = format!("gatehouse.test.v1.{name}");
+    shop_pool()
+        .get_message_by_name(&full)
+        .unwrap_or_else(|| panic!("no message {full}"))
+}
+
+/// An empty `gatehouse.test.v1.NAME`.
+pub fn empty(name: &str) -> DynamicMessage {
+    DynamicMessage::new(message(name))
 }
 
 /// Writes `files` (`(relative path, text)`) into a fresh directory, then compiles `protos` of
