@@ -3,8 +3,9 @@
 //! The binary is this library plus a thin `main.rs`; tests start [`run`] in-process on port 0.
 //! It runs the shared proxy core of `gatehouse-common` with its own [`InternalExtension`]: the
 //! `internal:` config section and the route handlers the orchestration features plug in as:
-//! `aggregate` and `proxy` (shaping, the response cache, XML; docs/orchestration.md) and
-//! `envelope`; transcoding and publishing build on the same seam.
+//! `aggregate` and `proxy` (shaping, the response cache, XML; docs/orchestration.md),
+//! `envelope`, and REST ↔ gRPC transcoding: `rest_to_grpc`, `grpc_to_rest`, `openapi`
+//! (docs/transcoding.md); publishing builds on the same seam.
 
 pub mod aggregate;
 pub mod answer;
@@ -81,11 +82,11 @@ impl Tier for InternalExtension {
         let base_dir = cx.source.file.parent().unwrap_or(Path::new(""));
         let descriptors = transcode::descriptors::compile(&section.descriptors, base_dir)
             .map_err(|e| cx.source.error_at(&e.key(), e.to_string()))?;
-        // For the `transcode` handler kind, which takes its services' bindings from it.
-        let _descriptors = Arc::new(descriptors);
+        // Shared by the transcoding kinds, which take their services' bindings from it.
+        let pool = Arc::new(descriptors);
         let max_body_bytes = section.max_handler_body_bytes.get();
         let store = self.store(&section.cache);
-        let kinds: [Arc<dyn HandlerKind>; 3] = [
+        let kinds: [Arc<dyn HandlerKind>; 6] = [
             Arc::new(envelope::Envelope { max_body_bytes }),
             Arc::new(aggregate::Aggregate {
                 max_body_bytes,
@@ -95,6 +96,15 @@ impl Tier for InternalExtension {
                 max_body_bytes,
                 store,
             }),
+            Arc::new(transcode::rest_to_grpc::RestToGrpc {
+                pool: pool.clone(),
+                max_body_bytes,
+            }),
+            Arc::new(transcode::grpc_to_rest::GrpcToRest {
+                pool: pool.clone(),
+                max_body_bytes,
+            }),
+            Arc::new(transcode::openapi::OpenApi { pool }),
         ];
         Ok(TierPlan {
             filter: None,
