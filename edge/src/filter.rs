@@ -299,7 +299,7 @@ impl EdgeFilter {
         }
         identity::strip(&mut parts.headers);
 
-        let Some(policy) = policy::find(&self.policies, &path) else {
+        let Some(policy) = policy::find(&self.policies, &path, &parts.method) else {
             return Err(problem(
                 ctx,
                 StatusCode::NOT_FOUND,

@@ -78,13 +78,19 @@ impl Policy {
     }
 }
 
-/// The policy with the longest prefix matching `path` (ties: file order).
-pub fn find<'a>(policies: &'a [Policy], path: &str) -> Option<&'a Policy> {
-    policies
+/// The policy with the longest prefix matching `path`. Among policies with that same prefix, the
+/// first that allows `method` (one path may have a reading and a writing policy with different
+/// scopes); when none does, the first of them (which answers 405). A shorter prefix never takes
+/// over because a longer one refuses the method: that would loosen the longer one's rules.
+pub fn find<'a>(policies: &'a [Policy], path: &str, method: &Method) -> Option<&'a Policy> {
+    let longest = policies
         .iter()
         .filter(|p| p.matches(path))
-        .fold(None, |best: Option<&Policy>, p| match best {
-            Some(b) if b.prefix.len() >= p.prefix.len() => Some(b),
-            _ => Some(p),
-        })
+        .map(|p| p.prefix.len())
+        .max()?;
+    let mut same = policies
+        .iter()
+        .filter(|p| p.prefix.len() == longest && p.matches(path));
+    let first = same.clone().next();
+    same.find(|p| p.allows(method)).or(first)
 }

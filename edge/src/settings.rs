@@ -35,7 +35,8 @@ pub struct EdgeSettings {
     /// Longest request target (path and query) accepted; longer → 414. Default 8KiB.
     #[serde(default = "default_max_uri")]
     pub max_uri_bytes: ByteSize,
-    /// Coarse routes to policies; the longest matching `path_prefix` wins.
+    /// Coarse routes to policies; the longest matching `path_prefix` wins (among policies with
+    /// that prefix, the first whose `methods` allow the request's).
     #[serde(default)]
     pub policies: Vec<PolicySettings>,
     /// Plain-HTTP listeners that answer every request with a 308 to HTTPS. Default: none.

@@ -63,6 +63,10 @@ async fn fixture() -> Fixture {
       auth: none
       json_schema: {schema}
       max_body_bytes: 1KiB
+    # One path, a reading and a writing policy.
+    - {{ name: items-read, path_prefix: /api/items, methods: [GET], auth: none }}
+    - {{ name: items-write, path_prefix: /api/items, methods: [POST], auth: jwt }}
+    - {{ name: items-admin, path_prefix: /api/items/admin, methods: [GET], auth: jwt }}
     - name: upload
       path_prefix: /api/upload
       auth: none
@@ -83,6 +87,32 @@ limits:
         edge,
         token,
         _dir: dir,
+    }
+}
+
+/// Two policies on one prefix, by method: each request gets the policy that allows its method;
+/// a method neither allows is 405 with the first one's `Allow`.
+#[tokio::test]
+async fn one_prefix_can_have_a_policy_per_method() {
+    let f = fixture().await;
+    let bearer = format!("Bearer {}", f.token);
+    #[rustfmt::skip]
+    let table: [(&str, &str, Option<&str>, StatusCode); 6] = [
+        ("GET", "/api/items/1", None, StatusCode::OK),
+        ("POST", "/api/items", None, StatusCode::UNAUTHORIZED),
+        ("POST", "/api/items", Some(bearer.as_str()), StatusCode::OK),
+        ("DELETE", "/api/items/1", Some(bearer.as_str()), StatusCode::METHOD_NOT_ALLOWED),
+        // A longer prefix that refuses the method is not bypassed by a shorter one.
+        ("POST", "/api/items/admin", Some(bearer.as_str()), StatusCode::METHOD_NOT_ALLOWED),
+        ("GET", "/api/items/admin", None, StatusCode::UNAUTHORIZED),
+    ];
+    for (method, path, auth, want) in table {
+        let headers: Vec<(&str, &str)> = auth.map(|a| ("authorization", a)).into_iter().collect();
+        let (status, h, body) = f.edge.send(method, path, &headers).await;
+        assert_eq!(status, want, "{method} {path}: {body}");
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            assert_eq!(get(&h, "allow"), Some("GET"), "{method} {path}");
+        }
     }
 }
 
