@@ -27,6 +27,14 @@ pub mod proto {
     tonic::include_proto!("shop.orders.v1");
 }
 
+/// Generated gRPC code of `proto/catalog.proto` (package `shop.catalog.v1`): the gRPC face of
+/// the REST `catalog`, served by the internal gateway (`grpc_to_rest`); the demo has no server
+/// of its own for it, tests use `catalog_client::CatalogClient`.
+pub mod catalog_proto {
+    #![allow(missing_docs, clippy::all)]
+    tonic::include_proto!("shop.catalog.v1");
+}
+
 pub use error::{Error, Result};
 pub use run::{RunningService, ServeOptions, serve};
 pub use service_name::ServiceName;

@@ -215,7 +215,7 @@ async fn checks(topo: &mut Topology) {
         .connect()
         .await
         .expect("grpc connect");
-    let mut orders = OrdersClient::new(channel);
+    let mut orders = OrdersClient::new(channel.clone());
     let order = orders
         .create_order(create_order(&web, 2))
         .await
@@ -231,6 +231,7 @@ async fn checks(topo: &mut Topology) {
     // Refused at the edge, as a gRPC status.
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
 
+    transcoding(&h1, &h2, &base, channel.clone(), &web, &mobile).await;
     orchestration(topo, &h2, &base).await;
     breaker_opens_and_recovers(topo, &h1, &base).await;
     internal_gateway_restart(topo, &h1, &h2, &base).await;
@@ -314,9 +315,6 @@ async fn timed(c: &Https, url: &str) -> (StatusCode, Bytes, Duration) {
 /// web and mobile pages, API versions, XML both ways, the catalog cache, and the failure
 /// contract with reviews, then pricing, failing every request.
 async fn orchestration(topo: &Topology, h2: &Https, base: &str) {
-    let json_of = |body: &Bytes| -> Value {
-        serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
-    };
     let (status, v, body) = send(h2, get(&format!("{base}/api/web/products/1003"), None)).await;
     assert_eq!(
         (status, v),
@@ -543,6 +541,183 @@ async fn internal_gateway_restart(topo: &mut Topology, h1: &Https, h2: &Https, b
     );
     let late: Vec<_> = failures.iter().filter(|(t, _, _)| *t > up).collect();
     assert!(late.is_empty(), "failures after the restart: {late:?}");
+}
+
+/// REST ↔ gRPC through the edge (docs/transcoding.md): an order created over REST is read over
+/// REST and over gRPC, listed as a JSON array, NDJSON and SSE; mobile-app cannot create; the
+/// REST catalog answers gRPC calls; the OpenAPI document is public.
+async fn transcoding(
+    h1: &Https,
+    h2: &Https,
+    base: &str,
+    channel: tonic::transport::Channel,
+    web: &str,
+    mobile: &str,
+) {
+    let create = |token: &str| {
+        Request::post(format!("{base}/api/v1/orders"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"productId": "1001", "quantity": 3}"#,
+            )))
+            .expect("request")
+    };
+    let (status, _, body) = send(h2, create(web)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let created = json_of(&body);
+    assert_eq!(created["productId"], "1001");
+    assert_eq!(created["quantity"], 3);
+    assert_eq!(created["customer"], "web-app");
+    assert_eq!(created["status"], "CONFIRMED");
+    // int64 as a string, by the JSON mapping.
+    assert!(created["unitPriceCents"].as_str().is_some(), "{created}");
+    let id = created["orderId"].as_str().expect("orderId").to_owned();
+
+    let (status, _, body) = send(h1, get(&format!("{base}/api/v1/orders/{id}"), Some(web))).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(json_of(&body), created);
+    let mut orders = OrdersClient::new(channel.clone());
+    let req = authorized(
+        gatehouse_topology::proto::GetOrderRequest {
+            order_id: id.clone(),
+        },
+        web,
+    );
+    let over_grpc = orders.get_order(req).await.expect("GetOrder").into_inner();
+    assert_eq!(over_grpc.order_id, id);
+    assert_eq!(over_grpc.quantity, 3);
+    assert_eq!(
+        over_grpc.unit_price_cents.to_string(),
+        created["unitPriceCents"].as_str().unwrap_or("")
+    );
+
+    // Another subject's order is NOT_FOUND: 404 with code 5.
+    let (status, _, body) =
+        send(h1, get(&format!("{base}/api/v1/orders/no-such"), Some(web))).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(json_of(&body)["code"], 5);
+
+    // ListOrders in the three formats.
+    for (accept, check) in [
+        ("application/json", "array"),
+        ("application/x-ndjson", "lines"),
+        ("text/event-stream", "events"),
+    ] {
+        let mut req = get(&format!("{base}/api/v1/orders?page_size=50"), Some(web));
+        req.headers_mut()
+            .insert("accept", http::HeaderValue::from_static(accept));
+        let res = h2.request(req).await.expect("request");
+        assert_eq!(res.status(), StatusCode::OK, "{accept}");
+        assert_eq!(res.headers()["content-type"], accept);
+        let body = res.into_body().collect().await.expect("body").to_bytes();
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let items: Vec<Value> = match check {
+            "array" => json_of(&body).as_array().cloned().unwrap_or_default(),
+            "lines" => text
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("line"))
+                .collect(),
+            _ => text
+                .split("\n\n")
+                .filter_map(|e| e.strip_prefix("data: "))
+                .map(|d| serde_json::from_str(d).expect("data"))
+                .collect(),
+        };
+        assert!(
+            items.iter().any(|o| o["orderId"] == id.as_str()),
+            "{accept}: {text}"
+        );
+        assert!(
+            items.iter().all(|o| o["customer"] == "web-app"),
+            "{accept}: {text}"
+        );
+    }
+
+    // mobile-app has no orders:write: refused at the edge.
+    let (status, _, body) = send(h1, create(mobile)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+
+    // The reverse: the REST catalog as shop.catalog.v1.Catalog, any valid token.
+    let mut catalog =
+        gatehouse_topology::catalog_proto::catalog_client::CatalogClient::new(channel);
+    use gatehouse_topology::catalog_proto::{GetProductRequest, ListProductsRequest};
+    let product = catalog
+        .get_product(authorized(
+            GetProductRequest {
+                product_id: "1001".into(),
+            },
+            mobile,
+        ))
+        .await
+        .expect("GetProduct")
+        .into_inner();
+    assert_eq!(product.id, "1001");
+    assert!(
+        !product.name.is_empty() && !product.category.is_empty(),
+        "{product:?}"
+    );
+    let missing = catalog
+        .get_product(authorized(
+            GetProductRequest {
+                product_id: "9999".into(),
+            },
+            mobile,
+        ))
+        .await
+        .expect_err("unknown product");
+    assert_eq!(missing.code(), tonic::Code::NotFound, "{missing:?}");
+    let listed = catalog
+        .list_products(authorized(
+            ListProductsRequest {
+                category: product.category.clone(),
+            },
+            mobile,
+        ))
+        .await
+        .expect("ListProducts")
+        .into_inner();
+    assert!(listed.products.iter().any(|p| p.id == "1001"), "{listed:?}");
+    assert!(
+        listed
+            .products
+            .iter()
+            .all(|p| p.category == product.category)
+    );
+
+    // The OpenAPI document, public.
+    let (status, _, body) = send(h1, get(&format!("{base}/api/v1/openapi.json"), None)).await;
+    assert_eq!(status, StatusCode::OK);
+    let doc = json_of(&body);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(
+        doc["paths"]["/api/v1/orders/{order_id}"]["get"].is_object(),
+        "{doc}"
+    );
+}
+
+/// A gRPC request carrying `token`.
+fn authorized<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut req = tonic::Request::new(msg);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("metadata"),
+    );
+    req
+}
+
+fn json_of(body: &Bytes) -> Value {
+    serde_json::from_slice(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body:?}"))
 }
 
 /// `CreateOrder` of `quantity` × product 1001 with `token`.
