@@ -147,7 +147,9 @@ async fn public_error_details_name_nothing_internal() {
     }
 }
 
-/// A streamed body of unknown length that grows past the limit is cut off with 413.
+/// A streamed body of unknown length that grows past the limit is cut off with 413, whether
+/// the service is reached over HTTP/1.1 or HTTP/2 (where the upstream only sees a reset), and
+/// the service is not held responsible for it.
 #[tokio::test]
 async fn streamed_body_over_limit_is_413() {
     let sink = Backend::new().route("/", "ok").run().await;
@@ -156,27 +158,37 @@ async fn streamed_body_over_limit_is_413() {
 listeners: [{{ name: main, address: "127.0.0.1:0" }}]
 admin: {{ address: "127.0.0.1:0" }}
 limits: {{ max_request_body_bytes: 64KiB }}
-routes: [{{ name: all, service: sink }}]
+routes:
+  - {{ name: h1, match: {{ path_prefix: /h1 }}, service: sink }}
+  - {{ name: h2, match: {{ path_prefix: /h2 }}, service: sink-h2 }}
 services:
-  sink: {{ endpoints: ["{}"] }}
+  sink: {{ endpoints: ["{0}"], failure_breaker: {{ consecutive_failures: 1 }} }}
+  sink-h2: {{ endpoints: ["{0}"], protocol: h2c, failure_breaker: {{ consecutive_failures: 1 }} }}
 "#,
         sink.addr
     );
     let proxy = start(&yaml).await;
     let addr = proxy.addr("main").await.expect("listener");
-    for client in [Client::http1(), Client::h2c()] {
-        let req = Request::post(format!("http://{addr}/upload"))
-            .body(bodies::generated(1024 * 1024, 8 * 1024))
-            .expect("req");
-        // The proxy may answer before it has read the whole upload; either the 413 arrives or,
-        // on HTTP/1.1, the connection closes under the client's feet after it.
-        match client.try_send(req).await {
-            Ok(res) => {
-                let (s, h, b) = collect(res).await;
-                problem(s, &h, &b, StatusCode::PAYLOAD_TOO_LARGE);
+    for service in ["h1", "h2"] {
+        for client in [Client::http1(), Client::h2c()] {
+            let req = Request::post(format!("http://{addr}/{service}/upload"))
+                .body(bodies::generated(1024 * 1024, 8 * 1024))
+                .expect("req");
+            // The proxy may answer before it has read the whole upload; either the 413 arrives
+            // or, on HTTP/1.1, the connection closes under the client's feet after it.
+            match client.try_send(req).await {
+                Ok(res) => {
+                    let (s, h, b) = collect(res).await;
+                    problem(s, &h, &b, StatusCode::PAYLOAD_TOO_LARGE);
+                }
+                Err(e) => panic!("{service}: client {} got no answer: {e:?}", client.h2),
             }
-            Err(e) => panic!("client {} got no answer: {e:?}", client.h2),
         }
+        // The breaker would have opened on one failure counted against the service.
+        let (s, _, b) = Client::http1()
+            .get(&format!("http://{addr}/{service}/after"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{service}: {b:?}");
     }
     assert!(
         sink.seen()

@@ -120,6 +120,63 @@ impl<H: Body<Data = Bytes, Error = BoxError> + Unpin> Body for Chain<H> {
     }
 }
 
+/// The first error of a streamed request body, kept for the caller. Over HTTP/2 hyper answers
+/// a failing request body with a stream reset and reports only the reset, so without this a
+/// client's broken body (over its limit, cut off, undecodable) would read as the endpoint's
+/// failure, be answered 502 and count against the endpoint.
+#[derive(Default, Clone)]
+struct BodyFailure(Arc<std::sync::Mutex<Option<BoxError>>>);
+
+impl BodyFailure {
+    fn take(&self) -> Option<BoxError> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// What hyper is given in place of the request body's own error (kept in [`BodyFailure`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the request body failed")]
+struct RequestBodyFailed;
+
+pin_project! {
+    /// A streamed request body whose first error goes to a [`BodyFailure`].
+    struct Watched {
+        #[pin]
+        inner: ProxyBody,
+        failure: BodyFailure,
+    }
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                let mut slot = this.failure.0.lock().unwrap_or_else(|e| e.into_inner());
+                if slot.is_none() {
+                    *slot = Some(e);
+                }
+                Poll::Ready(Some(Err(Box::new(RequestBodyFailed))))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Ends the breaker's accounting of an admitted request exactly once.
 struct Admitted {
     upstream: Arc<Upstream>,
@@ -278,6 +335,7 @@ impl Upstream {
                 Ok(prepared) => Some(prepared?),
                 Err(_) => return Err(self.timeout(overall)),
             };
+        let body_failure = BodyFailure::default();
         let mut tried: Vec<SocketAddr> = Vec::with_capacity(2);
         let mut _retry_slot: Option<RetrySlot> = None;
         let mut attempt = 0u32;
@@ -309,7 +367,11 @@ impl Upstream {
                     body = Some(Prepared::Replay(data, trailers));
                     b
                 }
-                Some(Prepared::Stream(s)) => s,
+                Some(Prepared::Stream(s)) => Watched {
+                    inner: s,
+                    failure: body_failure.clone(),
+                }
+                .boxed_unsync(),
                 None => crate::body::empty(),
             };
             let headers = if more {
@@ -328,6 +390,7 @@ impl Upstream {
                     try_timeout,
                     per_try.is_some() && try_timeout < left,
                     policy,
+                    &body_failure,
                 )
                 .await;
             // The previous retry (if any) is over: give its slot back before asking for another.
@@ -426,6 +489,7 @@ impl Upstream {
         try_timeout: Duration,
         per_try_bound: bool,
         policy: &RetrySettings,
+        body_failure: &BodyFailure,
     ) -> Attempt {
         if let Err(o) = self.breaker.enter_pending() {
             return Attempt::Fail(self.overloaded(metrics, o));
@@ -462,8 +526,10 @@ impl Upstream {
                 Attempt::Done(res)
             }
             Ok(Err(e)) => {
-                if let Some(l) = find_cause::<BodyLimitExceeded>(&e) {
-                    return Attempt::Fail(ProxyError::BodyTooLarge { limit: l.limit });
+                // The client's body failed (over its limit, cut off...): its error, not the
+                // endpoint's.
+                if let Some(cause) = body_failure.take() {
+                    return Attempt::Fail(client_body_error(cause));
                 }
                 self.endpoint_failed(metrics, ep);
                 let kind = classify(&e);
