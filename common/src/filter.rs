@@ -53,6 +53,31 @@ pub trait Filter: Send + Sync + Debug + 'static {
         parts: &'a mut http::request::Parts,
     ) -> FilterFuture<'a>;
 
+    /// Runs once the request passed [`Filter::on_request`] and the body limit, before routing:
+    /// may replace the body (and change the head to match) to translate a wire protocol, e.g.
+    /// the edge's gRPC-Web bridge decoding `-text` bodies. Routing, handlers and the upstream
+    /// see the result; the body limit still counts the client's own bytes. Default: unchanged.
+    fn request_body(
+        &self,
+        _ctx: &mut RequestCtx,
+        _parts: &mut http::request::Parts,
+        body: ProxyBody,
+    ) -> ProxyBody {
+        body
+    }
+
+    /// Runs on every answer, the proxy's own included, before [`Filter::on_response`]: may
+    /// replace the body (and change the head to match), e.g. the edge's gRPC-Web bridge turning
+    /// the upstream's trailers into a last frame. Default: unchanged.
+    fn response_body(
+        &self,
+        _ctx: &RequestCtx,
+        _res: &mut http::response::Parts,
+        body: ProxyBody,
+    ) -> ProxyBody {
+        body
+    }
+
     /// Runs on every response head, the proxy's own answers included (e.g. to add
     /// `RateLimit` or security headers).
     fn on_response(&self, _ctx: &RequestCtx, _res: &mut http::response::Parts) {}

@@ -125,8 +125,9 @@ where
             respond::error_response(&err, &ctx.request_id, Some(&ctx.path), grpc, public)
         }
     };
-    let (mut parts, body) = res.into_parts();
+    let (mut parts, mut body) = res.into_parts();
     if let Some(filter) = &plan.tier.filter {
+        body = filter.response_body(ctx, &mut parts, body);
         filter.on_response(ctx, &mut parts);
     }
     finish.status = parts.status.as_u16();
@@ -221,6 +222,11 @@ where
             return Ok(res);
         }
         body = crate::body::replay(data, trailers);
+    }
+    // A protocol the tier translates (the edge's gRPC-Web) is turned into what routes and
+    // upstreams speak before anything reads the request.
+    if let Some(filter) = &plan.tier.filter {
+        body = filter.request_body(ctx, &mut parts, body);
     }
     // Owned: `ctx` is lent mutably to the upstream call while the host is still in use.
     let host = ctx

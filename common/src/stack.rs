@@ -18,7 +18,9 @@
 //!    removed unless the mTLS peer is one of the listener's `trusted_gateways` — before
 //!    routing, so identity conditions cannot be spoofed. Then the tier's filter (the edge:
 //!    path normalization, authentication, authorization, rate limiting, validation; the
-//!    sidecar: peer policy), which may answer the request itself.
+//!    sidecar: peer policy), which may answer the request itself; it may also translate the
+//!    request body from a protocol routes do not speak (the edge's gRPC-Web), and the answer
+//!    back in step 9.
 //! 6. **route** ([`crate::plan::Plan::route`]): the compiled table ([`crate::routing`]) picks
 //!    the most specific route (host, path, method, headers, query, cookies, identity); 404.
 //! 7. **action** ([`crate::proxy`]): a redirect or direct response answers here; a split picks
@@ -32,6 +34,7 @@
 //!    ([`crate::upstream::service::Upstream::call`]) with the route's timeout and retry policy;
 //!    failures become typed [`crate::error::ProxyError`]s. The route's response headers are
 //!    applied to the answer.
-//! 9. **respond** ([`crate::respond`]): errors to problem+json or gRPC status, in one place.
+//! 9. **respond** ([`crate::respond`]): errors to problem+json or gRPC status, in one place;
+//!    then the filter's response phases (`response_body`, `on_response`) on every answer.
 //! 10. **observe** ([`crate::body::ObservedBody`]): when the response body ends, metrics and the
 //!     access-log line are written once.
