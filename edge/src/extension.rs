@@ -281,11 +281,33 @@ pub fn build_filter(
             )),
             None => None,
         };
+        if p.grpc_web {
+            if !methods.is_empty() && !methods.contains(&Method::POST) {
+                return Err(source.error_at(
+                    &at("methods"),
+                    "grpc_web needs POST: every gRPC-Web call is a POST",
+                ));
+            }
+            if json_schema.is_some() {
+                return Err(source.error_at(
+                    &at("json_schema"),
+                    "a json_schema policy refuses every non-JSON body, so no gRPC-Web call \
+                     could pass; use one or the other",
+                ));
+            }
+        }
         let cors = match &p.cors {
-            Some(c) => Some(
-                Cors::new(c, &methods)
-                    .map_err(|(key, e)| source.error_at(&at(&format!("cors.{key}")), e))?,
-            ),
+            Some(c) => {
+                // gRPC-Web clients send and read headers of their own: allowed by default.
+                let c = match p.grpc_web {
+                    true => &crate::grpc_web::cors_settings(c),
+                    false => c,
+                };
+                Some(
+                    Cors::new(c, &methods)
+                        .map_err(|(key, e)| source.error_at(&at(&format!("cors.{key}")), e))?,
+                )
+            }
             None => None,
         };
         policies.push(Policy {
@@ -303,6 +325,7 @@ pub fn build_filter(
             max_body_bytes: p.max_body_bytes.map(|b| b.get()),
             json_schema,
             cors,
+            grpc_web: p.grpc_web,
         });
     }
     let https_redirect = match &edge.https_redirect {

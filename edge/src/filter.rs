@@ -1,11 +1,13 @@
-//! The edge's request phases, in order: URI size and smuggling checks → path normalization →
-//! HTTPS redirect → identity-header stripping → policy match → CORS preflight → the policy's
-//! size limits → method → authenticate → authorize → rate limits → body checks → identity
-//! forwarding. Each refusal is answered here; nothing refused reaches routing.
+//! The edge's request phases, in order: gRPC-Web recognised → URI size and smuggling checks →
+//! path normalization → HTTPS redirect → identity-header stripping → policy match → CORS
+//! preflight → the policy's size limits → method → authenticate → authorize → rate limits →
+//! body checks → identity forwarding → gRPC-Web translated. Each refusal is answered here;
+//! nothing refused reaches routing.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use gatehouse_common::body::ProxyBody;
 use gatehouse_common::ctx::RequestCtx;
 use gatehouse_common::filter::{BodyCheck, BodyLimit, Filter, FilterFuture};
 use gatehouse_common::headers::header_bytes;
@@ -16,6 +18,7 @@ use http::{StatusCode, Uri};
 use crate::api_key::ApiKeys;
 use crate::authz;
 use crate::cors::{Cors, CorsResponse};
+use crate::grpc_web::GrpcWeb;
 use crate::identity::{self, Identity};
 use crate::jwt::JwtVerifier;
 use crate::normalize::normalize;
@@ -268,6 +271,10 @@ impl EdgeFilter {
     }
 
     async fn run(&self, ctx: &mut RequestCtx, parts: &mut Parts) -> Result<(), Refusal> {
+        // First, so that every answer, refusals included, is in the caller's content type.
+        if let Some(web) = GrpcWeb::detect(&parts.headers) {
+            ctx.extensions.insert(web);
+        }
         let target_len = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
         if target_len as u64 > self.max_uri_bytes {
             return Err(uri_too_long(ctx, self.max_uri_bytes));
@@ -414,6 +421,12 @@ impl EdgeFilter {
             }
         }
         ctx.path = path;
+        if policy.grpc_web
+            && let Some(web) = ctx.extensions.get_mut::<GrpcWeb>()
+        {
+            // The request is rewritten in `request_body`, once the body limit is set up.
+            web.translate = true;
+        }
         Ok(())
     }
 }
@@ -421,6 +434,25 @@ impl EdgeFilter {
 impl Filter for EdgeFilter {
     fn on_request<'a>(&'a self, ctx: &'a mut RequestCtx, parts: &'a mut Parts) -> FilterFuture<'a> {
         Box::pin(self.run(ctx, parts))
+    }
+
+    fn request_body(&self, ctx: &mut RequestCtx, parts: &mut Parts, body: ProxyBody) -> ProxyBody {
+        match ctx.extensions.get::<GrpcWeb>() {
+            Some(web) if web.translate => web.request(parts, body),
+            _ => body,
+        }
+    }
+
+    fn response_body(
+        &self,
+        ctx: &RequestCtx,
+        res: &mut http::response::Parts,
+        body: ProxyBody,
+    ) -> ProxyBody {
+        match ctx.extensions.get::<GrpcWeb>() {
+            Some(web) => web.response(res, body),
+            None => body,
+        }
     }
 
     fn on_response(&self, ctx: &RequestCtx, res: &mut http::response::Parts) {

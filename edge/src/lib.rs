@@ -1,5 +1,6 @@
 //! Gatehouse edge gateway: public TLS, HTTP/1.1 and HTTP/2, authentication (JWT, API keys),
-//! authorization, rate limiting and request validation in front of the internal gateway.
+//! authorization, rate limiting and request validation in front of the internal gateway;
+//! gRPC-Web calls from browsers become gRPC on their way in ([`grpc_web`]).
 //!
 //! The binary is this library plus a thin `main.rs`; tests start [`run`] in-process on port 0.
 //! The proxy core is `gatehouse-common`'s; the edge's own phases are the [`filter`] built by
@@ -10,6 +11,7 @@ pub mod authz;
 pub mod cors;
 pub mod extension;
 pub mod filter;
+pub mod grpc_web;
 pub mod h3;
 pub mod identity;
 pub mod jwt;

@@ -60,6 +60,8 @@ pub struct Policy {
     pub max_body_bytes: Option<u64>,
     pub json_schema: Option<Arc<JsonSchema>>,
     pub cors: Option<Cors>,
+    /// gRPC-Web calls are translated to gRPC ([`crate::grpc_web`]).
+    pub grpc_web: bool,
 }
 
 impl Policy {

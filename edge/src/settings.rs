@@ -319,6 +319,12 @@ pub struct PolicySettings {
     /// `OPTIONS` requests, subject to `methods` and `auth`).
     #[serde(default)]
     pub cors: Option<CorsSettings>,
+    /// Translate gRPC-Web calls (`application/grpc-web[+proto]`, `application/grpc-web-text`)
+    /// to gRPC upstream and their answers back (`docs/edge.md`, "gRPC-Web"); with `cors`, the
+    /// gRPC-Web request headers are allowed and `grpc-status`/`grpc-message` exposed.
+    /// Default false: gRPC-Web requests are forwarded as they came.
+    #[serde(default)]
+    pub grpc_web: bool,
 }
 
 /// Authorization rules; all that are set must hold.

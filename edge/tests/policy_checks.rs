@@ -427,8 +427,22 @@ async fn policies_set_their_own_size_limits() {
 async fn bad_policy_settings_are_refused_with_the_key() {
     let backend = Backend::new().route("/", "ok").run().await;
     let open = "  policies:\n    - name: p\n      path_prefix: /\n      auth: none\n";
+    let dir = tempfile::tempdir().expect("dir");
+    let schema = dir.path().join("schema.json");
+    std::fs::write(&schema, r#"{"type": "object"}"#).expect("schema");
     // (extra policy keys or edge keys, the key path the error names)
     let table = [
+        (
+            format!("{open}      grpc_web: true\n      methods: [GET]\n"),
+            "edge.policies[0].methods",
+        ),
+        (
+            format!(
+                "{open}      grpc_web: true\n      json_schema: {}\n",
+                schema.display()
+            ),
+            "edge.policies[0].json_schema",
+        ),
         (
             format!("{open}      cors: {{ allow_origins: [\"*\"], allow_credentials: true }}\n"),
             "edge.policies[0].cors.allow_credentials",

@@ -13,9 +13,28 @@ use http::{HeaderMap, Request, StatusCode};
 pub async fn request(
     addr: SocketAddr,
     server_name: &str,
-    mut tls: rustls::ClientConfig,
+    tls: rustls::ClientConfig,
     req: Request<()>,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    let (parts, ()) = req.into_parts();
+    request_with_body(
+        addr,
+        server_name,
+        tls,
+        Request::from_parts(parts, Bytes::new()),
+    )
+    .await
+}
+
+/// Like [`request`], with a request body (sent as one DATA frame when not empty).
+pub async fn request_with_body(
+    addr: SocketAddr,
+    server_name: &str,
+    mut tls: rustls::ClientConfig,
+    req: Request<Bytes>,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let (parts, req_body) = req.into_parts();
+    let req = Request::from_parts(parts, ());
     tls.alpn_protocols = vec![b"h3".to_vec()];
     let crypto =
         quinn::crypto::rustls::QuicClientConfig::try_from(tls).expect("QUIC client config");
@@ -36,6 +55,9 @@ pub async fn request(
         .expect("h3 client");
     let drive = tokio::spawn(async move { driver.wait_idle().await });
     let mut stream = send.send_request(req).await.expect("send request");
+    if !req_body.is_empty() {
+        stream.send_data(req_body).await.expect("send body");
+    }
     stream.finish().await.expect("finish request");
     let res = stream.recv_response().await.expect("response head");
     let mut body = Vec::new();
