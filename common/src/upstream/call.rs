@@ -177,6 +177,14 @@ impl Body for Watched {
     }
 }
 
+/// How long one try may take; `per_try` when that is the policy's per-try timeout (shorter
+/// than what is left of the call), after which a retry may follow.
+#[derive(Debug, Clone, Copy)]
+struct TryTimeout {
+    after: Duration,
+    per_try: bool,
+}
+
 /// Ends the breaker's accounting of an admitted request exactly once.
 struct Admitted {
     upstream: Arc<Upstream>,
@@ -387,8 +395,10 @@ impl Upstream {
                     metrics,
                     &ep,
                     req,
-                    try_timeout,
-                    per_try.is_some() && try_timeout < left,
+                    TryTimeout {
+                        after: try_timeout,
+                        per_try: per_try.is_some() && try_timeout < left,
+                    },
                     policy,
                     &body_failure,
                 )
@@ -486,8 +496,7 @@ impl Upstream {
         metrics: &Metrics,
         ep: &Arc<Endpoint>,
         req: Request<ProxyBody>,
-        try_timeout: Duration,
-        per_try_bound: bool,
+        timeout: TryTimeout,
         policy: &RetrySettings,
         body_failure: &BodyFailure,
     ) -> Attempt {
@@ -497,7 +506,7 @@ impl Upstream {
         let pending = PendingSlot(self);
         metrics.upstream.request(&self.name, &ep.label);
         let t0 = Instant::now();
-        let sent = tokio::time::timeout(try_timeout, self.client.send(req)).await;
+        let sent = tokio::time::timeout(timeout.after, self.client.send(req)).await;
         drop(pending);
         match sent {
             Ok(Ok(res)) => {
@@ -542,10 +551,10 @@ impl Upstream {
             }
             Err(_elapsed) => {
                 // A timed-out endpoint is at least this slow: let the balancer know.
-                ep.observe_rtt(try_timeout);
+                ep.observe_rtt(timeout.after);
                 self.endpoint_failed(metrics, ep);
-                let err = self.timeout(try_timeout);
-                if per_try_bound && policy.retry_timeout() {
+                let err = self.timeout(timeout.after);
+                if timeout.per_try && policy.retry_timeout() {
                     Attempt::Retry(err)
                 } else {
                     Attempt::Fail(err)
