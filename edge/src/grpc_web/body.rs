@@ -58,7 +58,7 @@ impl TextRequestBody {
                 reason: "the body ends inside a base64 quad".to_owned(),
             });
         }
-        while tail.len() % 4 != 0 {
+        while !tail.len().is_multiple_of(4) {
             tail.put_u8(b'=');
         }
         decode_padded_chunks(&tail)

@@ -46,10 +46,13 @@ async fn bytes_of(body: ProxyBody) -> Result<Vec<u8>, BoxError> {
     Ok(collected.to_bytes().to_vec())
 }
 
+/// (request is text, answer is text, answer type, upstream type)
+type Detected = (bool, bool, &'static str, &'static str);
+
 #[test]
 fn recognises_grpc_web_content_types() {
-    // content type, accept → (request is text, answer is text, answer type, upstream type)
-    let cases: [(&str, &str, Option<(bool, bool, &str, &str)>); 11] = [
+    // content type, accept → what is detected
+    let cases: [(&str, &str, Option<Detected>); 11] = [
         (
             "application/grpc-web",
             "",
