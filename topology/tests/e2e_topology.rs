@@ -12,14 +12,15 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use gatehouse_topology::ServiceName;
-use gatehouse_topology::proto::CreateOrderRequest;
 use gatehouse_topology::proto::orders_client::OrdersClient;
+use gatehouse_topology::proto::{CreateOrderRequest, GetOrderRequest, ListOrdersRequest, Order};
 use gatehouse_topology::up::{Topology, UpOptions, config_env, ensure_pki, sidecar_config, up};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use prost::Message;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
@@ -230,6 +231,7 @@ async fn checks(topo: &mut Topology) {
         .expect_err("mobile-app cannot write");
     // Refused at the edge, as a gRPC status.
     assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    grpc_web(&h1, &h2, &base, &web, &order).await;
 
     transcoding(&h1, &h2, &base, channel.clone(), &web, &mobile).await;
     orchestration(topo, &h2, &base).await;
@@ -731,6 +733,86 @@ fn create_order(token: &str, quantity: u32) -> tonic::Request<CreateOrderRequest
         format!("Bearer {token}").parse().expect("metadata"),
     );
     req
+}
+
+/// gRPC-Web through the whole demo (edge → internal → sidecar → orders): `GetOrder` as
+/// `application/grpc-web-text` over HTTP/1.1 and `ListOrders` as `application/grpc-web+proto`
+/// over HTTP/2, the frames taken apart here by hand.
+async fn grpc_web(h1: &Https, h2: &Https, base: &str, token: &str, created: &Order) {
+    let call = |path: &str, content_type: &str, message: Vec<u8>| {
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&u32::try_from(message.len()).expect("len").to_be_bytes());
+        frame.extend_from_slice(&message);
+        let body = match content_type.contains("-text") {
+            true => Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)),
+            false => Bytes::from(frame),
+        };
+        Request::post(format!("{base}{path}"))
+            .header("content-type", content_type)
+            .header("x-grpc-web", "1")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Full::new(body))
+            .expect("request")
+    };
+    // (flag, payload) of each frame; the last must be the trailers frame with grpc-status 0.
+    let frames = |content_type: &str, body: &[u8]| {
+        let raw: Vec<u8> = match content_type.contains("-text") {
+            true => body
+                .chunks(4)
+                .flat_map(|q| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(q)
+                        .expect("base64")
+                })
+                .collect(),
+            false => body.to_vec(),
+        };
+        let mut out = Vec::new();
+        let mut rest = &raw[..];
+        while rest.len() >= 5 {
+            let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+            out.push((rest[0], rest[5..5 + len].to_vec()));
+            rest = &rest[5 + len..];
+        }
+        let (last, data) = out.split_last().expect("a trailers frame");
+        assert_eq!(last.0, 0x80, "{out:?}");
+        let block = String::from_utf8_lossy(&last.1).into_owned();
+        assert!(block.starts_with("grpc-status: 0\r\n"), "{block}");
+        data.iter()
+            .map(|(_, m)| Order::decode(&m[..]).expect("Order"))
+            .collect::<Vec<_>>()
+    };
+
+    let get = GetOrderRequest {
+        order_id: created.order_id.clone(),
+    };
+    let ct = "application/grpc-web-text";
+    let res = h1
+        .request(call(
+            "/shop.orders.v1.Orders/GetOrder",
+            ct,
+            get.encode_to_vec(),
+        ))
+        .await
+        .expect("gRPC-Web GetOrder");
+    assert_eq!(res.headers()["content-type"], ct);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    assert_eq!(frames(ct, &body), std::slice::from_ref(created));
+
+    let ct = "application/grpc-web+proto";
+    let list = ListOrdersRequest { page_size: 0 };
+    let res = h2
+        .request(call(
+            "/shop.orders.v1.Orders/ListOrders",
+            ct,
+            list.encode_to_vec(),
+        ))
+        .await
+        .expect("gRPC-Web ListOrders");
+    assert_eq!(res.headers()["content-type"], ct);
+    let body = res.into_body().collect().await.expect("body").to_bytes();
+    let listed = frames(ct, &body);
+    assert!(listed.contains(created), "{listed:?}");
 }
 
 /// Sends a raw HTTP/1.1 request; returns the response head, header names lower-cased.
