@@ -61,10 +61,18 @@ pub struct GrpcWeb {
 
 impl GrpcWeb {
     /// The gRPC-Web call `headers` announce: `application/grpc-web` or `application/grpc-web-text`,
-    /// optionally followed by `+codec`, parameters ignored, case-insensitive.
+    /// optionally followed by `+codec`, parameters ignored, case-insensitive. Runs on every
+    /// request: others leave after a prefix comparison; gRPC-Web calls pay for two small
+    /// header values.
     pub fn detect(headers: &HeaderMap) -> Option<GrpcWeb> {
         let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
         let ct = ct.split(';').next().unwrap_or_default().trim();
+        if !ct
+            .get(..BINARY.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(BINARY))
+        {
+            return None;
+        }
         let ct = ct.to_ascii_lowercase();
         let (text, suffix) = match ct.strip_prefix("application/grpc-web-text") {
             Some(rest) => (true, rest),
