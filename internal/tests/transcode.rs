@@ -669,3 +669,75 @@ async fn ten_thousand_messages_stream_through() {
         grew >> 10
     );
 }
+
+/// A `.proto` changed and the config reloaded: the new bindings serve at once; a broken one is
+/// refused, naming its file, line and column, and the previous bindings keep serving.
+#[tokio::test]
+async fn reload_changes_bindings_and_refuses_a_broken_proto() {
+    let seen = Seen::default();
+    let addr = serve_things(seen).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let original =
+        std::fs::read_to_string(format!("{}/things.proto", fixtures())).expect("fixture");
+    let proto = dir.path().join("things.proto");
+    std::fs::write(&proto, &original).expect("write proto");
+    let path = dir.path().join("internal.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+listeners: [{{ name: main, address: 127.0.0.1:0 }}]
+admin: {{ address: 127.0.0.1:0 }}
+internal:
+  descriptors: {{ protos: [things.proto] }}
+routes:
+  - name: things
+    match: {{ path_prefix: / }}
+    handler:
+      rest_to_grpc: {{ service: things, grpc_services: [gatehouse.test.v1.Things] }}
+services:
+  things: {{ endpoints: ["{addr}"], protocol: h2c }}
+"#
+        ),
+    )
+    .expect("write config");
+    let loaded = config::load::<ProxySettings>(&path).expect("config");
+    let running = gatehouse_internal::run(loaded, Some(path.clone()))
+        .await
+        .expect("internal gateway starts");
+    let base = format!("http://{}", running.addr("main").await.expect("listener"));
+    let status_of = |p: &'static str| {
+        let url = format!("{base}{p}");
+        async move { send(Method::GET, &url, &[], "").await.0 }
+    };
+    assert_eq!(status_of("/v1/things/t-1").await, StatusCode::OK);
+
+    // GetThing moves to /v2/items/{id}.
+    let moved = original.replace(r#"get: "/v1/things/{id}""#, r#"get: "/v2/items/{id}""#);
+    assert_ne!(moved, original, "the fixture's binding changed");
+    std::fs::write(&proto, &moved).expect("write proto");
+    running.reload().await.expect("reload with the new binding");
+    assert_eq!(status_of("/v2/items/t-1").await, StatusCode::OK);
+    // Only UpdateThing (PATCH) is bound there now.
+    assert_eq!(
+        status_of("/v1/things/t-1").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+
+    // A syntax error on line 14: refused, and /v2/items still serves.
+    let broken = moved.replacen("service Things {", "service Things {{", 1);
+    std::fs::write(&proto, &broken).expect("write proto");
+    let err = running
+        .reload()
+        .await
+        .expect_err("a broken proto is refused");
+    let text = gatehouse_common::error::chain(&err);
+    let line = broken
+        .lines()
+        .position(|l| l.starts_with("service Things"))
+        .expect("line")
+        + 1;
+    assert!(text.contains(&format!("things.proto:{line}:")), "{text}");
+    assert!(text.contains("internal.descriptors.protos[0]"), "{text}");
+    assert_eq!(status_of("/v2/items/t-1").await, StatusCode::OK);
+}
