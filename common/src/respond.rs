@@ -248,60 +248,35 @@ pub fn grpc_status_problem(
 fn grpc_problem_slug(code: i32) -> &'static str {
     GRPC_CODES
         .get(usize::try_from(code).unwrap_or(usize::MAX))
-        .map_or("grpc-unknown", |c| c.1)
+        .map_or("grpc-unknown", |c| c.0)
 }
 
 fn grpc_problem_title(code: i32) -> &'static str {
     GRPC_CODES
         .get(usize::try_from(code).unwrap_or(usize::MAX))
-        .map_or("Unknown", |c| c.2)
+        .map_or("Unknown", |c| c.1)
 }
 
-/// gRPC codes 0..=16 (grpc/doc/statuscodes.md): name, problem slug, problem title.
-const GRPC_CODES: [(&str, &str, &str); 17] = [
-    ("OK", "grpc-ok", "OK"),
-    ("CANCELLED", "grpc-cancelled", "Cancelled"),
-    ("UNKNOWN", "grpc-unknown", "Unknown"),
-    (
-        "INVALID_ARGUMENT",
-        "grpc-invalid-argument",
-        "Invalid argument",
-    ),
-    (
-        "DEADLINE_EXCEEDED",
-        "grpc-deadline-exceeded",
-        "Deadline exceeded",
-    ),
-    ("NOT_FOUND", "grpc-not-found", "Not found"),
-    ("ALREADY_EXISTS", "grpc-already-exists", "Already exists"),
-    (
-        "PERMISSION_DENIED",
-        "grpc-permission-denied",
-        "Permission denied",
-    ),
-    (
-        "RESOURCE_EXHAUSTED",
-        "grpc-resource-exhausted",
-        "Resource exhausted",
-    ),
-    (
-        "FAILED_PRECONDITION",
-        "grpc-failed-precondition",
-        "Failed precondition",
-    ),
-    ("ABORTED", "grpc-aborted", "Aborted"),
-    ("OUT_OF_RANGE", "grpc-out-of-range", "Out of range"),
-    ("UNIMPLEMENTED", "grpc-unimplemented", "Unimplemented"),
-    ("INTERNAL", "grpc-internal", "Internal"),
-    ("UNAVAILABLE", "grpc-unavailable", "Unavailable"),
-    ("DATA_LOSS", "grpc-data-loss", "Data loss"),
-    ("UNAUTHENTICATED", "grpc-unauthenticated", "Unauthenticated"),
+/// gRPC codes 0..=16 (grpc/doc/statuscodes.md): problem slug and title.
+const GRPC_CODES: [(&str, &str); 17] = [
+    ("grpc-ok", "OK"),
+    ("grpc-cancelled", "Cancelled"),
+    ("grpc-unknown", "Unknown"),
+    ("grpc-invalid-argument", "Invalid argument"),
+    ("grpc-deadline-exceeded", "Deadline exceeded"),
+    ("grpc-not-found", "Not found"),
+    ("grpc-already-exists", "Already exists"),
+    ("grpc-permission-denied", "Permission denied"),
+    ("grpc-resource-exhausted", "Resource exhausted"),
+    ("grpc-failed-precondition", "Failed precondition"),
+    ("grpc-aborted", "Aborted"),
+    ("grpc-out-of-range", "Out of range"),
+    ("grpc-unimplemented", "Unimplemented"),
+    ("grpc-internal", "Internal"),
+    ("grpc-unavailable", "Unavailable"),
+    ("grpc-data-loss", "Data loss"),
+    ("grpc-unauthenticated", "Unauthenticated"),
 ];
-
-/// The name of a gRPC code (`NOT_FOUND`), for logs and documents; `None` outside 0..=16.
-pub fn grpc_code_name(code: i32) -> Option<&'static str> {
-    GRPC_CODES.get(usize::try_from(code).ok()?).map(|c| c.0)
-}
 
 fn problem_body(
     status: StatusCode,
@@ -420,8 +395,7 @@ mod tests {
         assert_eq!(v["code"], 5);
         assert_eq!(v["details"][0]["reason"], "GONE");
         assert!(v.get("instance").is_none());
-        assert_eq!(grpc_code_name(16), Some("UNAUTHENTICATED"));
-        assert_eq!(grpc_code_name(17), None);
+        assert_eq!(grpc_problem_title(16), "Unauthenticated");
         assert_eq!(grpc_problem_slug(-1), "grpc-unknown");
     }
 }
