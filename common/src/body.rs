@@ -54,6 +54,10 @@ pub struct BodyLimitExceeded {
     pub limit: u64,
 }
 
+/// Set in a [`LimitedBody`]'s counter once the body has ended: the request was read whole.
+/// (A bit of the counter rather than a flag of its own: no second allocation per request.)
+pub const BODY_ENDED: u64 = 1 << 63;
+
 pin_project! {
     /// A request body that counts bytes as they stream and fails once they pass `limit`.
     ///
@@ -69,7 +73,8 @@ pin_project! {
 }
 
 impl<B> LimitedBody<B> {
-    /// Wraps `inner`; `counter` receives the running byte count (read by the access log).
+    /// Wraps `inner`; `counter` receives the running byte count (read by the access log), with
+    /// [`BODY_ENDED`] set once the body ended.
     pub fn new(inner: B, limit: u64, counter: Arc<AtomicU64>) -> Self {
         LimitedBody {
             inner,
@@ -97,17 +102,25 @@ where
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     *this.seen += data.len() as u64;
-                    this.counter.store(*this.seen, Ordering::Relaxed);
                     if *this.seen > *this.limit {
+                        this.counter.store(*this.seen, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(Box::new(BodyLimitExceeded {
                             limit: *this.limit,
                         }))));
                     }
+                    let ended = match this.inner.is_end_stream() {
+                        true => BODY_ENDED,
+                        false => 0,
+                    };
+                    this.counter.store(*this.seen | ended, Ordering::Relaxed);
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.counter.fetch_or(BODY_ENDED, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }

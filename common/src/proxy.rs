@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use crate::body::{LimitedBody, ObservedBody, OnEnd, ProxyBody};
+use crate::body::{BODY_ENDED, LimitedBody, ObservedBody, OnEnd, ProxyBody};
 use crate::conn::ConnInfo;
 use crate::ctx::RequestCtx;
 use crate::error::{ErrorSource, ProxyError};
@@ -88,6 +88,10 @@ where
     );
     let bytes_in = Arc::new(AtomicU64::new(0));
     let grpc = ctx.grpc;
+    // An HTTP/1 request with a body we may answer before reading it (a refusal, a 405).
+    let h1_body = req.version() < http::Version::HTTP_2
+        && (req.headers().contains_key(header::TRANSFER_ENCODING)
+            || content_length(req.headers()).is_some_and(|n| n > 0));
     // From here the request is counted: if the client goes away before the answer is ready
     // (the server drops this future), the guard still ends it, as a 499.
     let mut unanswered = Unanswered(Some(Finish {
@@ -131,6 +135,19 @@ where
         filter.on_response(ctx, &mut parts);
     }
     finish.status = parts.status.as_u16();
+    if h1_body && finish.bytes_in.load(Ordering::Relaxed) & BODY_ENDED == 0 {
+        // hyper will not reuse a connection whose request body is unread: say so, or the
+        // client sends its next request on a connection that is about to close.
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    // A HEAD answer has no body, whoever made it (RFC 9110 §9.3.2): over HTTP/2 one would be a
+    // protocol error. The headers stay, `Content-Length` included.
+    let body = match finish.ctx.method == http::Method::HEAD {
+        true => crate::body::empty(),
+        false => body,
+    };
     Response::from_parts(parts, ObservedBody::new(body, finish))
 }
 
@@ -490,7 +507,7 @@ impl OnEnd for Finish {
             crate::telemetry::access_log(&crate::telemetry::AccessLog {
                 ctx,
                 status: self.status,
-                bytes_in: self.bytes_in.load(Ordering::Relaxed),
+                bytes_in: self.bytes_in.load(Ordering::Relaxed) & !BODY_ENDED,
                 bytes_out,
                 duration: elapsed,
                 complete,

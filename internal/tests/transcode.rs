@@ -440,6 +440,9 @@ async fn refusals_carry_the_grpc_status() {
             "{method} {path}: {v}"
         );
         assert!(v["details"].is_array(), "{method} {path}: {v}");
+        if status == 405 {
+            assert_eq!(headers["allow"], "GET, PATCH", "{method} {path}");
+        }
         if code != 5 || path.ends_with("here") {
             // Refused by the gateway: the service never saw it.
             assert_eq!(

@@ -112,7 +112,7 @@ impl Route {
             Err(NoMatch::NotFound) => {
                 return Err(refused(
                     StatusCode::NOT_FOUND,
-                    5,
+                    status::NOT_FOUND,
                     format!(
                         "no method is bound to {} {}",
                         parts.method,
@@ -121,20 +121,28 @@ impl Route {
                 ));
             }
             Err(NoMatch::MethodNotAllowed(allowed)) => {
-                return Err(refused(
+                // RFC 9110 §15.5.6: a 405 names the methods that are allowed.
+                let allowed: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+                let message = format!(
+                    "{} is not bound to {}; allowed: {}",
+                    parts.uri.path(),
+                    parts.method,
+                    allowed.join(", ")
+                );
+                let request_id = HeaderValue::from_str(forward.request_id())
+                    .unwrap_or_else(|_| HeaderValue::from_static("-"));
+                let mut res = gatehouse_common::respond::grpc_status_problem(
                     StatusCode::METHOD_NOT_ALLOWED,
-                    12,
-                    format!(
-                        "{} is not bound to {}; allowed: {}",
-                        parts.uri.path(),
-                        parts.method,
-                        allowed
-                            .iter()
-                            .map(Method::as_str)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
+                    status::UNIMPLEMENTED,
+                    &message,
+                    &[],
+                    &request_id,
+                    Some(parts.uri.path()),
+                );
+                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+                    res.headers_mut().insert(header::ALLOW, v);
+                }
+                return Ok(res);
             }
         };
         let binding = matched.binding;
@@ -477,5 +485,9 @@ fn refused(http: StatusCode, code: i32, message: String) -> ProxyError {
 
 /// A request the JSON mapping refuses: 400, INVALID_ARGUMENT.
 fn invalid(message: impl Into<String>) -> ProxyError {
-    refused(StatusCode::BAD_REQUEST, 3, message.into())
+    refused(
+        StatusCode::BAD_REQUEST,
+        status::INVALID_ARGUMENT,
+        message.into(),
+    )
 }
