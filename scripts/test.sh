@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: builds the binaries, runs every Rust test (nextest, including
 # the end-to-end topology test), then the Python client tests that talk to the built binaries
-# with clients we did not write (httpx, curl, PyJWT).
+# with clients we did not write (httpx, curl, PyJWT, aioquic, grpcio, openapi-spec-validator).
 #
 #   bash scripts/test.sh             check, prepare, then all of the above
 #   bash scripts/test.sh --prepare   only check and prepare (what .ci/run does first)
