@@ -368,6 +368,27 @@ def test_grpc_create_order_through_the_mesh(web_app_token):
     assert order[6] == "CONFIRMED", order
 
 
+def test_rest_orders_and_openapi_through_the_edge(web_app_token):
+    """REST -> gRPC at the internal gateway (docs/transcoding.md), through the edge: an order
+    created with `POST /api/v1/orders` is read back with `GET /api/v1/orders/{id}`; the OpenAPI
+    document needs no token."""
+    auth = {"authorization": f"Bearer {web_app_token}"}
+    with client(http1=False, http2=True) as c:
+        created = c.post("/api/v1/orders", json={"productId": "1004", "quantity": 1}, headers=auth)
+        assert created.status_code == 200, created.text
+        order = created.json()
+        got = c.get(f"/api/v1/orders/{order['orderId']}", headers=auth)
+        spec = c.get("/api/v1/openapi.json")
+    assert created.headers["content-type"] == "application/json"
+    assert order["productId"] == "1004" and order["quantity"] == 1, order
+    assert order["customer"] == "web-app" and order["status"] == "CONFIRMED", order
+    assert order["unitPriceCents"] == "5900", order  # int64 as a JSON string
+    assert got.status_code == 200, got.text
+    assert got.json() == order
+    assert spec.status_code == 200, spec.text
+    assert spec.json()["openapi"] == "3.1.0"
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
