@@ -145,7 +145,19 @@ where
     // A HEAD answer has no body, whoever made it (RFC 9110 §9.3.2): over HTTP/2 one would be a
     // protocol error. The headers stay, `Content-Length` included.
     let body = match finish.ctx.method == http::Method::HEAD {
-        true => crate::body::empty(),
+        true => {
+            // The length the GET would have had: hyper takes it from the body otherwise.
+            // (Not for an empty body: a proxied HEAD's is empty whatever the GET's length.)
+            if let Some(n) = http_body::Body::size_hint(&body).exact()
+                && n > 0
+                && !parts.headers.contains_key(header::CONTENT_LENGTH)
+            {
+                parts
+                    .headers
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+            }
+            crate::body::empty()
+        }
         false => body,
     };
     Response::from_parts(parts, ObservedBody::new(body, finish))

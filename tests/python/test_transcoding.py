@@ -391,7 +391,6 @@ def check_refusals(c):
     r = c.delete("/api/v1/orders/ord-000001")
     body = problem(r, 405, 12)
     assert body["message"] == "/api/v1/orders/ord-000001 is not bound to DELETE; allowed: GET"
-    # No body: one the gateway does not read may cost the connection (see the xfail below).
     r = c.put("/api/v1/orders")
     assert problem(r, 405, 12)["message"] == \
         "/api/v1/orders is not bound to PUT; allowed: GET, POST"
@@ -768,12 +767,10 @@ def test_rest_answers_match_the_published_schemas(stack):
     assert properties["unitPriceCents"] == {"type": "string", "format": "int64"}
 
 
-# --- gateway bugs found here (reported; strict: a fix makes these pass, then drop the mark) -----
+# --- gateway bugs found here, fixed since (1df6eac): 405 without Allow, HEAD over HTTP/2, an
+# HTTP/1.1 connection closed unannounced after an answer given before the body -----------------
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="405 from rest_to_grpc has no Allow header (RFC 9110 15.5.6: MUST); "
-                          "the allowed methods are only in the problem's detail")
 def test_405_names_the_allowed_methods_in_allow(stack):
     with plain_client(stack, False) as c:
         r = c.delete("/api/v1/orders/ord-000001")
@@ -781,10 +778,6 @@ def test_405_names_the_allowed_methods_in_allow(stack):
     assert r.headers.get("allow") == "GET"
 
 
-@pytest.mark.xfail(strict=True, raises=httpx.HTTPError,
-                   reason="HEAD over HTTP/2 of an answer the gateway makes itself (handlers, "
-                          "direct_response, its own problems) sends DATA frames: the client "
-                          "resets the stream (PROTOCOL_ERROR); HTTP/1.1 is fine")
 def test_head_over_h2c(stack):
     with plain_client(stack, False) as c:
         h1 = c.head("/api/v1/openapi.json")
@@ -814,10 +807,6 @@ def _read_response(sock):
     return lines[0], headers
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="HTTP/1.1: an answer given before the request body arrived (405, "
-                          "no-route 404, openapi) has no `Connection: close`, yet the gateway "
-                          "closes the connection: the client's next request on it fails")
 def test_answer_before_the_body_keeps_or_closes_the_connection_openly(stack):
     """PUT /api/v1/orders (405) with its body sent only after the answer came: the gateway
     must either read (discard) the body and serve the next request on the connection, or
