@@ -96,9 +96,12 @@ def parse_args(argv):
     p.add_argument("--slow-rate", type=int, default=64, help="KiB/s each slow reader takes (64)")
     p.add_argument("--quiet-wait", type=int, default=2400,
                    help="seconds, in all, to wait for running compilers/pytest (2400)")
+    p.add_argument("--only", choices=["cpu", "memory"], default=None,
+                   help="only the CPU cells (figures 1, 2) or only the memory cells (figure 3)")
     p.add_argument("--profile", action="store_true",
                    help="after the cells, `perf record` the gateway for one cell of each kind "
-                        "(rest-create, grpc-create, rest-stream); top symbols in the report")
+                        "(rest-create, grpc-create, rest-stream, grpc-stream); top symbols in the "
+                        "report")
     p.add_argument("--bin-dir", default=os.path.join(REPO, "target", "release"),
                    help="gatehouse-internal and examples/transcode-bench-backend (target/release)")
     p.add_argument("--out", default=None, help="output directory (bench/out/transcode-<time>)")
@@ -357,7 +360,8 @@ def h2load(url, duration, clients, streams, body=None, headers=(), n=None):
 # --- memory while streaming -------------------------------------------------------------------
 
 class Sampler:
-    """The gateway's RSS every `every` s in a thread, until stopped."""
+    """The gateway's RSS and the messages the service has sent, every `every` s in a thread,
+    until stopped."""
 
     def __init__(self, lab, every=0.5):
         self.lab, self.every, self.samples = lab, every, []
@@ -367,7 +371,11 @@ class Sampler:
     def _run(self):
         start = time.monotonic()
         while not self._stop.is_set():
-            self.samples.append((round(time.monotonic() - start, 2), self.lab.rss_kib()))
+            try:
+                sent = self.lab.backend_stats()["messages"]
+            except OSError:
+                sent = None
+            self.samples.append((round(time.monotonic() - start, 2), self.lab.rss_kib(), sent))
             self._stop.wait(self.every)
 
     def __enter__(self):
@@ -431,7 +439,9 @@ def memory_cell(lab, quiet, opts, kind):
                 t.start()
             for t in threads:
                 t.join(opts.memory_duration + 30)
-            res = {"readers": results}
+            res = {"readers": results,
+                   "reader_messages_per_s": sum(r.get("messages", 0) for r in results)
+                   / opts.memory_duration}
         stats1 = lab.backend_stats()
         wall = time.monotonic() - t0
         time.sleep(3.0)  # the gateway notices the closed streams and lets them go
@@ -439,7 +449,13 @@ def memory_cell(lab, quiet, opts, kind):
     core1 = system.cpu_stat(PROXY_CPU)
     after = lab.rss_kib()
     stats2 = lab.backend_stats()
-    during = [kib for t, kib in sampler.samples if 1.5 <= t <= 1.0 + opts.memory_duration]
+    during = [kib for t, kib, _ in sampler.samples if 1.5 <= t <= 1.0 + opts.memory_duration]
+    # The service's send rate over the last 5 s of the streams: with backpressure it falls to
+    # what the readers take.
+    tail = [(t, sent) for t, _, sent in sampler.samples
+            if sent is not None and opts.memory_duration - 4.0 <= t <= opts.memory_duration + 1.0]
+    tail_rate = ((tail[-1][1] - tail[0][1]) / (tail[-1][0] - tail[0][0])
+                 if len(tail) >= 2 and tail[-1][0] > tail[0][0] else None)
     p_busy, p_total, _ = (y - x for x, y in zip(core0, core1))
     msgs = stats1["messages"] - stats0["messages"]
     res.update(
@@ -453,6 +469,7 @@ def memory_cell(lab, quiet, opts, kind):
         samples=sampler.samples,
         backend_messages=msgs,
         backend_messages_per_s=msgs / wall,
+        backend_messages_per_s_last_5s=tail_rate,
         gw_cpu_us_per_message=((gw1 - gw0) * 1e6 / system.CLK_TCK / msgs) if msgs else None,
         backend_streams_open_during=stats1["streams_open"],
         backend_streams_open_after=stats2["streams_open"],
@@ -523,11 +540,20 @@ def mr(values, spec=".1f"):
 
 
 def summarize(results):
-    o = results["opts"]
-    n = o["stream_messages"]
     lines = []
     runs = results["runs"]
+    if runs:
+        summarize_cpu(results, lines)
+    if results["memory"]:
+        summarize_memory(results, lines)
+    summarize_end(results, lines)
+    return "\n".join(lines)
 
+
+def summarize_cpu(results, lines):
+    o = results["opts"]
+    n = o["stream_messages"]
+    runs = results["runs"]
     lines.append(f"### 1. Unary calls: CPU per call (`h2load -t1 -c{o['clients']} -m{o['streams']}`"
                  f", h2c, {o['duration']} s per cell, {len(runs)} runs; median (min–max))")
     lines.append("")
@@ -591,28 +617,37 @@ def summarize(results):
     results["stream_ratio"] = v
     lines.append("")
 
+
+def summarize_memory(results, lines):
+    o = results["opts"]
     mem = results["memory"]
     lines.append(f"### 3. Gateway memory while streaming ({o['memory_streams']} concurrent endless "
-                 f"NDJSON streams, {o['memory_duration']} s each, then the client goes away; "
-                 f"{len(mem)} runs on one freshly started gateway)")
+                 f"NDJSON streams, {o['memory_duration']} s per cell, then the client goes away "
+                 f"mid-stream; {len(mem)} runs, slow readers then fast ones, on one freshly "
+                 f"started gateway)")
     lines.append("")
     lines.append(f"RSS right after start: {results['memory_start_rss_kib'] / 1024:.1f} MiB; after "
                  f"the check calls: {results['memory_checked_rss_kib'] / 1024:.1f} MiB.")
     lines.append("")
     lines.append("| run | readers | RSS before MiB | during: median / max MiB | first → last sample "
-                 "MiB | after MiB | messages/s (service) | gateway CPU µs/message | streams left "
-                 "open at the service | in-flight gauge after |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                 "MiB | after MiB | messages/s sent by the service (all / last 5 s) | read by the "
+                 "clients | gateway CPU µs/message | streams left open at the service | in-flight "
+                 "gauge after |")
+    lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for i, run in enumerate(mem, 1):
-        for kind in ("fast", "slow"):
+        for kind in ("slow", "fast"):
             c = run[kind]
             who = ("h2load, h2c, as fast as it reads" if kind == "fast"
                    else f"HTTP/1.1, {o['slow_rate']} KiB/s each")
             mib = lambda k: fmt(c[k] / 1024 if c[k] is not None else None)  # noqa: E731
+            read = (fmt(c.get("reader_messages_per_s"), ",.0f") if kind == "slow"
+                    else "(all: h2load reads as it comes)")
             lines.append(f"| {i} | {who} | {mib('rss_before_kib')} | {mib('rss_during_median_kib')}"
                          f" / {mib('rss_during_max_kib')} | {mib('rss_during_first_kib')} → "
                          f"{mib('rss_during_last_kib')} | {mib('rss_after_kib')} "
-                         f"| {c['backend_messages_per_s']:,.0f} | {fmt(c['gw_cpu_us_per_message'], '.2f')} "
+                         f"| {c['backend_messages_per_s']:,.0f} / "
+                         f"{fmt(c.get('backend_messages_per_s_last_5s'), ',.0f')} | {read} "
+                         f"| {fmt(c['gw_cpu_us_per_message'], '.2f')} "
                          f"| {c['backend_streams_open_after']} "
                          f"| {c['gw_metrics_after'].get('in_flight')} |")
     lines.append("")
@@ -621,6 +656,9 @@ def summarize(results):
                  + "; ".join(", ".join(f"{r.get('messages')} ({r.get('status_line')})" for r in rs)
                              for rs in slow) + ".")
     lines.append("")
+
+
+def summarize_end(results, lines):
     lines.append("Gateway requests by route and status class at the end (every cell, warm-ups "
                  "and checks included): " + ", ".join(
                      f"{k.split('{', 1)[1].rstrip('}')}: {v:,.0f}"
@@ -640,7 +678,6 @@ def summarize(results):
             lines.append("```")
             lines.extend(p.get("top", [p.get("error", "")]))
             lines.append("```")
-    return "\n".join(lines)
 
 
 # --- main -------------------------------------------------------------------------------------
@@ -700,15 +737,16 @@ def main(argv):
         print(f"check: REST unary and NDJSON ({n} messages) and gRPC passthrough answer as "
               f"expected: {results['check']['grpc']}", flush=True)
         results["memory_checked_rss_kib"] = lab.rss_kib()
-        for i in range(opts.runs):
+        for i in range(opts.runs if opts.only != "cpu" else 0):
             run = {}
-            for kind in ("fast", "slow"):
+            for kind in ("slow", "fast"):
                 c = memory_cell(lab, quiet, opts, kind)
                 run[kind] = c
                 print(f"memory run {i + 1} {kind}: RSS {c['rss_before_kib'] / 1024:.1f} → "
                       f"{(c['rss_during_max_kib'] or 0) / 1024:.1f} (max) → "
                       f"{c['rss_after_kib'] / 1024:.1f} MiB; {c['backend_messages_per_s']:,.0f} "
-                      f"msg/s; service streams open after {c['backend_streams_open_after']}; "
+                      f"msg/s ({c['backend_messages_per_s_last_5s'] or 0:,.0f} in the last 5 s); "
+                      f"readers' {c.get('reader_messages_per_s') or 0:,.0f} msg/s; service streams open after {c['backend_streams_open_after']}; "
                       f"in-flight {c['gw_metrics_after'].get('in_flight')}; noise core 0 "
                       f"{c['noise_core0_pct']:.1f}%", flush=True)
             results["memory"].append(run)
@@ -716,7 +754,7 @@ def main(argv):
         cells = UNARY_CELLS + stream_cells(n)
         keys = [c[0] for c in cells]
         by_key = {c[0]: c for c in cells}
-        for i in range(opts.runs):
+        for i in range(opts.runs if opts.only != "memory" else 0):
             order = keys[i % len(keys):] + keys[:i % len(keys)]
             run = {"order": order}
             for key in order:
@@ -741,15 +779,15 @@ def main(argv):
         results["rss_end_kib"] = lab.rss_kib()
         results["metrics_end"] = lab.metrics()
         results["backend_end"] = lab.backend_stats()
-        if opts.profile:
-            prof = [by_key[k] for k in ("rest-create", "grpc-create", "rest-stream")]
+        if opts.profile and opts.only != "memory":
+            prof = [by_key[k] for k in ("rest-create", "grpc-create", "rest-stream", "grpc-stream")]
             results["profile"] = profile(lab, opts, files, prof, out_dir)
     finally:
         lab.stop()
         results["meta"]["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC")
         md = ""
-        if results["runs"] and results["memory"]:
+        if results["runs"] or results["memory"]:
             try:
                 md = summarize(results)
             except Exception as e:  # the raw results are written whatever happens
