@@ -98,6 +98,8 @@ def parse_args(argv):
                    help="seconds, in all, to wait for running compilers/pytest (2400)")
     p.add_argument("--only", choices=["cpu", "memory"], default=None,
                    help="only the CPU cells (figures 1, 2) or only the memory cells (figure 3)")
+    p.add_argument("--goaway-rounds", type=int, default=20,
+                   help="rounds of the upstream GOAWAY check (0: skip it) (20)")
     p.add_argument("--profile", action="store_true",
                    help="after the cells, `perf record` the gateway for one cell of each kind "
                         "(rest-create, grpc-create, rest-stream, grpc-stream); top symbols in the "
@@ -189,9 +191,9 @@ class Lab:
             str(self.ports["BACKEND_H2C"])], LOAD_CPU)
         system.wait_port(self.ports["BACKEND_H2C"], self.backend)
 
-    def start_gateway(self):
+    def start_gateway(self, name="gatehouse-internal"):
         shutil.copy2(os.path.join(CONFIGS, "transcode-bench.proto"), self.dir)
-        self.gateway = self._start("gatehouse-internal", [
+        self.gateway = self._start(name, [
             os.path.join(self.bin, "gatehouse-internal"), "--config",
             self.render("gatehouse-transcode.yaml")], PROXY_CPU)
         system.wait_port(self.ports["INTERNAL_PLAIN"], self.gateway)
@@ -483,6 +485,53 @@ def memory_cell(lab, quiet, opts, kind):
     return res
 
 
+# --- the upstream GOAWAY check ----------------------------------------------------------------
+
+def goaway_check(lab, files, opts):
+    """gRPC passthrough calls in rounds on a fresh gateway, each round either letting every call
+    finish (`h2load -n`) or stopping with ~100 calls in flight (`h2load -D 1`, as every timed
+    load run ends): does the gateway's upstream HTTP/2 connection end with `GOAWAY
+    ENHANCE_YOUR_CALM too_many_data_frames` (h2's small-DATA-frame budget), and what follows?
+    Stops at the first such line in the gateway's log."""
+    out = {}
+    url = lab.url(SERVICE + "CreateOrder")
+    body = os.path.join(files, "create.grpc")
+    for mode in ("complete", "abandon"):
+        name = f"gatehouse-internal-goaway-{mode}"
+        lab.stop_gateway()
+        lab.start_gateway(name)
+        log = os.path.join(lab.dir, f"{name}.log")
+        s0 = lab.backend_stats()["create"]
+        rounds, calls, succeeded, first = [], 0, 0, None
+        for i in range(1, opts.goaway_rounds + 1):
+            if mode == "complete":
+                res = h2load(url, 20, opts.clients, opts.streams, body, GRPC_HEADERS, n=30000)
+            else:
+                res = h2load(url, 1, opts.clients, opts.streams, body, GRPC_HEADERS)
+            m = __import__("re").search(r"requests: .*", res["raw"])
+            rounds.append(m.group(0) if m else res["raw"][-300:])
+            calls += res["requests"]
+            time.sleep(0.3)
+            with open(log, errors="replace") as f:
+                if "too_many_data_frames" in f.read():
+                    first = i
+                    break
+        time.sleep(1.0)
+        out[mode] = {
+            "rounds": len(rounds),
+            "goaway_in_round": first,
+            "h2load": rounds,
+            "calls_done_h2load": calls,
+            "calls_at_service": lab.backend_stats()["create"] - s0,
+            "log": log_summary(log),
+            "metrics": lab.metrics(),
+        }
+        print(f"goaway check, {mode}: {len(rounds)} rounds, too_many_data_frames "
+              f"{'in round ' + str(first) if first else 'never'}; log "
+              f"{out[mode]['log'].get('lines')} lines", flush=True)
+    return out
+
+
 # --- profile ----------------------------------------------------------------------------------
 
 def profile(lab, opts, files, cells, out_dir):
@@ -518,6 +567,29 @@ def profile(lab, opts, files, cells, out_dir):
     return found
 
 
+def log_summary(path, top=10):
+    """The gateway's log lines (warnings and errors at `log_level: warn`), counted by level,
+    message and error (durations blanked out), most frequent first."""
+    import collections
+    import re
+    counts = collections.Counter()
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                try:
+                    d = json.loads(line)
+                except ValueError:
+                    counts[("?", re.sub(r"\d+", "N", line.strip())[:200], "")] += 1
+                    continue
+                error = re.sub(r"\b\d+(\.\d+)?(ms|s)\b", "N s", str(d.get("error", "")))[:240]
+                counts[(d.get("level", "?"), d.get("message", "?"), error)] += 1
+    except OSError as e:
+        return {"error": repr(e)}
+    return {"lines": sum(counts.values()),
+            "top": [{"count": n, "level": k[0], "message": k[1], "error": k[2]}
+                    for k, n in counts.most_common(top)]}
+
+
 # --- the report -------------------------------------------------------------------------------
 
 def med(values):
@@ -546,6 +618,7 @@ def summarize(results):
         summarize_cpu(results, lines)
     if results["memory"]:
         summarize_memory(results, lines)
+    summarize_goaway(results, lines)
     summarize_end(results, lines)
     return "\n".join(lines)
 
@@ -658,12 +731,43 @@ def summarize_memory(results, lines):
     lines.append("")
 
 
+def summarize_goaway(results, lines):
+    g = results.get("goaway")
+    if not g:
+        return
+    lines.append("### The upstream connection and abandoned calls (gRPC CreateOrder passthrough, "
+                 "`h2load -c10 -m10`, rounds on a fresh gateway each)")
+    lines.append("")
+    lines.append("| rounds of | rounds run | `too_many_data_frames` GOAWAY | calls done (h2load) "
+                 "| calls at the service | gateway log |")
+    lines.append("|---|---:|---|---:|---:|---|")
+    for mode, what in (("complete", "30,000 calls, all finished (`-n 30000`)"),
+                       ("abandon", "1 s, ~100 calls in flight at the stop (`-D 1`)")):
+        c = g.get(mode)
+        if not c:
+            continue
+        log = "; ".join(f"{t['count']} × {t['message']}"
+                        + (f" ({t['error'][:90]}…)" if t["error"] else "")
+                        for t in c["log"].get("top", [])) or "empty"
+        lines.append(f"| {what} | {c['rounds']} | "
+                     f"{'round ' + str(c['goaway_in_round']) if c['goaway_in_round'] else 'none'} "
+                     f"| {c['calls_done_h2load']:,} | {c['calls_at_service']:,} | {log} |")
+    lines.append("")
+
+
 def summarize_end(results, lines):
     lines.append("Gateway requests by route and status class at the end (every cell, warm-ups "
                  "and checks included): " + ", ".join(
                      f"{k.split('{', 1)[1].rstrip('}')}: {v:,.0f}"
                      for k, v in sorted(results.get("metrics_end", {}).items())
                      if k.startswith("gatehouse_requests_total")) + ".")
+    log = results.get("gateway_log", {})
+    lines.append(f"Gateway log (`log_level: warn`): {log.get('lines', '?')} lines"
+                 + (":" if log.get("top") else "."))
+    for t in log.get("top", []):
+        lines.append(f"- {t['count']} × {t['level']} {t['message']}"
+                     + (f": `{t['error']}`" if t["error"] else ""))
+    lines.append("")
     lines.append(f"RSS at the end of the run (after every cell): "
                  f"{results.get('rss_end_kib', 0) / 1024:.1f} MiB; "
                  f"gateway in-flight gauge: {results.get('metrics_end', {}).get('in_flight')}; "
@@ -782,8 +886,11 @@ def main(argv):
         if opts.profile and opts.only != "memory":
             prof = [by_key[k] for k in ("rest-create", "grpc-create", "rest-stream", "grpc-stream")]
             results["profile"] = profile(lab, opts, files, prof, out_dir)
+        if opts.goaway_rounds > 0 and opts.only != "memory":
+            results["goaway"] = goaway_check(lab, files, opts)
     finally:
         lab.stop()
+        results["gateway_log"] = log_summary(os.path.join(workdir, "gatehouse-internal.log"))
         results["meta"]["finished"] = datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC")
         md = ""
