@@ -15,10 +15,13 @@ transcoding.
    transcoder vs as gRPC passthrough; `h2load -t1 -c4 -m1`; messages/s = calls completed × N ÷
    seconds, and the gateway's CPU µs per message.
 3. Memory while streaming, on a freshly started gateway: its RSS before, during (sampled every
-   0.5 s) and after (a) 4 concurrent endless NDJSON streams read as fast as h2load can (h2c),
-   (b) 4 endless streams read slowly (64 KiB/s each, HTTP/1.1, this script's own client). Both
-   end with the client going away mid-stream: afterwards the gateway's
+   0.5 s, with the messages the service has sent) and after (a) 4 endless NDJSON streams read
+   slowly (64 KiB/s each, HTTP/1.1, this script's own client), then (b) 4 read as fast as h2load
+   can (h2c). Both end with the client going away mid-stream: afterwards the gateway's
    `gatehouse_in_flight_requests` and the service's open streams are read (both should be 0).
+4. The upstream GOAWAY check (--goaway-rounds): rounds of gRPC passthrough calls on a fresh
+   gateway, all finished vs each round stopped with calls in flight, until the gateway's
+   connection to the service ends with `GOAWAY ENHANCE_YOUR_CALM too_many_data_frames`.
 
 Before every measured cell it waits until the machine is quiet: no process named cargo, rustc,
 clippy-driver or cargo-clippy, and none running pytest (checked from /proc, every 30 s, at most
