@@ -3,7 +3,8 @@
 
 use bytes::Bytes;
 use prost_reflect::{
-    DeserializeOptions, DynamicMessage, FieldDescriptor, MessageDescriptor, SerializeOptions,
+    DeserializeOptions, DynamicMessage, FieldDescriptor, MessageDescriptor, ReflectMessage,
+    SerializeOptions,
 };
 use serde::{Deserialize, Serialize};
 
@@ -83,11 +84,7 @@ fn from_value(
         Body::None => return Ok(DynamicMessage::new(input.clone())),
         Body::Whole => value,
         // The field's value under the field's own name: the mapping then checks its type.
-        Body::Field(field) => {
-            let mut object = serde_json::Map::new();
-            object.insert(field.json_name().to_owned(), value);
-            serde_json::Value::Object(object)
-        }
+        Body::Field(field) => under_field(field, value),
     };
     DynamicMessage::deserialize_with_options(input.clone(), value, &READ)
         .map_err(|e| format!("invalid JSON body: {e}"))
@@ -143,28 +140,49 @@ pub fn to_json(
 ) -> Result<Bytes, String> {
     let msg = DynamicMessage::decode(output.clone(), bytes)
         .map_err(|e| format!("not a {}: {e}", output.full_name()))?;
-    let Some(field) = response_body else {
-        return write(&msg, &settings.options());
-    };
-    // The field is written even at its default value: the body must be there.
+    match response_body {
+        Some(field) => field_json(&msg, field, settings),
+        None => message_json(&msg, settings),
+    }
+}
+
+/// A message as JSON, by the route's settings.
+pub fn message_json(msg: &DynamicMessage, settings: &JsonSettings) -> Result<Bytes, String> {
+    let mut out = Vec::with_capacity(128);
+    let mut ser = serde_json::Serializer::new(&mut out);
+    msg.serialize_with_options(&mut ser, &settings.options())
+        .map_err(|e| e.to_string())?;
+    Ok(Bytes::from(out))
+}
+
+/// One field of a message as JSON (a `response_body`, a request `body` field): its value as the
+/// mapping writes it inside the message, written even at its default value (the body must be
+/// there).
+pub fn field_json(
+    msg: &DynamicMessage,
+    field: &FieldDescriptor,
+    settings: &JsonSettings,
+) -> Result<Bytes, String> {
+    // Only that field is serialized, not the whole message.
+    let mut only = DynamicMessage::new(msg.descriptor());
+    only.set_field(field, msg.get_field(field).into_owned());
     let options = settings.options().skip_default_fields(false);
-    let value = msg
+    let value = only
         .serialize_with_options(serde_json::value::Serializer, &options)
         .map_err(|e| e.to_string())?;
     let key = match settings.proto_names {
         true => field.name(),
         false => field.json_name(),
     };
-    let part = value.get(key).cloned().unwrap_or(serde_json::Value::Null);
-    serde_json::to_vec(&part)
+    let part = value.get(key).unwrap_or(&serde_json::Value::Null);
+    serde_json::to_vec(part)
         .map(Bytes::from)
         .map_err(|e| e.to_string())
 }
 
-fn write(msg: &DynamicMessage, options: &SerializeOptions) -> Result<Bytes, String> {
-    let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::new(&mut out);
-    msg.serialize_with_options(&mut ser, options)
-        .map_err(|e| e.to_string())?;
-    Ok(Bytes::from(out))
+/// `{"<field's JSON name>": value}`: a field's value as the message the mapping reads it in.
+pub fn under_field(field: &FieldDescriptor, value: serde_json::Value) -> serde_json::Value {
+    let mut object = serde_json::Map::new();
+    object.insert(field.json_name().to_owned(), value);
+    serde_json::Value::Object(object)
 }

@@ -25,10 +25,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, SerializeOptions};
+use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage};
 use serde::Deserialize;
 
-use super::codec::JsonSettings;
+use super::codec::{self, JsonSettings};
 use super::fields;
 use super::frame::{self, Frames};
 use super::rules::{Binding, Body, Router};
@@ -165,34 +165,12 @@ impl Route {
             .expand(|field| fields::get_path(msg, field))
             .map_err(|e| refused(3, format!("the request cannot fill the path: {e}")))?;
         let mut exclude: Vec<String> = binding.template.variables().map(str::to_owned).collect();
-        let options = SerializeOptions::new()
-            .skip_default_fields(!self.json.emit_defaults)
-            .use_proto_field_name(self.json.proto_names)
-            .use_enum_numbers(self.json.enum_numbers);
         let body = match &binding.body {
             Body::None => None,
-            Body::Whole => Some(json_of(msg, &options)?),
+            Body::Whole => Some(codec::message_json(msg, &self.json).map_err(|e| refused(13, e))?),
             Body::Field(f) => {
                 exclude.push(f.name().to_owned());
-                let value = msg.get_field(f);
-                // The field alone: its value as the mapping writes it inside its message.
-                let mut only = DynamicMessage::new(binding.method.input());
-                only.set_field(f, value.into_owned());
-                let whole = only
-                    .serialize_with_options(
-                        serde_json::value::Serializer,
-                        &options.clone().skip_default_fields(false),
-                    )
-                    .map_err(|e| refused(13, e.to_string()))?;
-                let key = if self.json.proto_names {
-                    f.name()
-                } else {
-                    f.json_name()
-                };
-                let part = whole.get(key).cloned().unwrap_or(serde_json::Value::Null);
-                Some(Bytes::from(
-                    serde_json::to_vec(&part).map_err(|e| refused(13, e.to_string()))?,
-                ))
+                Some(codec::field_json(msg, f, &self.json).map_err(|e| refused(13, e))?)
             }
         };
         let query = match binding.body {
@@ -260,11 +238,7 @@ impl Route {
         for value in values {
             let value = match &binding.response_body {
                 None => value,
-                Some(f) => {
-                    let mut object = serde_json::Map::new();
-                    object.insert(f.json_name().to_owned(), value);
-                    serde_json::Value::Object(object)
-                }
+                Some(f) => codec::under_field(f, value),
             };
             let msg = DynamicMessage::deserialize_with_options(output.clone(), value, &read)
                 .map_err(|e| ProxyError::BadUpstreamResponse {
@@ -339,14 +313,6 @@ fn grpc_ok(payload: Bytes, request_id: &HeaderValue) -> Response<ProxyBody> {
         request_id.clone(),
     );
     res
-}
-
-fn json_of(msg: &DynamicMessage, options: &SerializeOptions) -> Result<Bytes, ProxyError> {
-    let mut out = Vec::with_capacity(128);
-    let mut ser = serde_json::Serializer::new(&mut out);
-    msg.serialize_with_options(&mut ser, options)
-        .map_err(|e| refused(13, e.to_string()))?;
-    Ok(Bytes::from(out))
 }
 
 /// The gateway refuses the call with a gRPC code (the client is a gRPC client: trailers-only).
