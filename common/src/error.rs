@@ -111,6 +111,21 @@ pub enum ProxyError {
         code: i32,
         message: String,
     },
+
+    /// A route that hands its work to an event broker could not: none is configured
+    /// (`configured: false`), or it is unreachable or did not acknowledge in time. The client
+    /// is told to come back after `retry_after`; the work was not accepted.
+    #[error("event broker unavailable: {reason}")]
+    BrokerUnavailable {
+        configured: bool,
+        reason: String,
+        retry_after: Duration,
+    },
+
+    /// A resource a handler serves itself (a job) does not exist, or is not the caller's: both
+    /// answer the same 404 so an id cannot be probed.
+    #[error("{what} not found")]
+    NotFound { what: String },
 }
 
 impl ProxyError {
@@ -123,14 +138,16 @@ impl ProxyError {
             | ProxyError::ClientBody { .. }
             | ProxyError::BadRequest { .. }
             | ProxyError::NotAcceptable { .. }
-            | ProxyError::GrpcRefused { .. } => ErrorSource::Client,
+            | ProxyError::GrpcRefused { .. }
+            | ProxyError::NotFound { .. } => ErrorSource::Client,
             ProxyError::UpstreamConnect { .. }
             | ProxyError::UpstreamTimeout { .. }
             | ProxyError::UpstreamProtocol { .. }
             | ProxyError::NoEndpoints { .. }
             | ProxyError::Overloaded { .. }
             | ProxyError::BadUpstreamResponse { .. }
-            | ProxyError::PartFailed { .. } => ErrorSource::Upstream,
+            | ProxyError::PartFailed { .. }
+            | ProxyError::BrokerUnavailable { .. } => ErrorSource::Upstream,
         }
     }
 }

@@ -136,6 +136,18 @@ impl Forward {
         self.parent.request_id.to_str().unwrap_or_default()
     }
 
+    /// The `traceparent` of a new span of this request's trace, and the caller's `tracestate`:
+    /// for work a handler hands on outside HTTP (a message on a broker), so the trace goes on.
+    pub fn child_trace(&self) -> (HeaderValue, Option<HeaderValue>) {
+        let p = &*self.parent;
+        (p.trace.child().outgoing(), p.tracestate.clone())
+    }
+
+    /// The caller's identity headers (`x-gatehouse-subject`, scopes...), as children get them.
+    pub fn identity(&self) -> &[(HeaderName, HeaderValue)] {
+        &self.parent.identity
+    }
+
     /// The metrics children count in; a handler counts its own series there too.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.parent.metrics

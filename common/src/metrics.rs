@@ -52,6 +52,83 @@ pub struct Metrics {
     pub parts: Family<PartLabels, Counter>,
     pub part_duration: Family<PartLabels, Histogram, fn() -> Histogram>,
     pub upstream: UpstreamMetrics,
+    /// Routes that hand work to an event broker and stream events back.
+    pub events: EventMetrics,
+}
+
+/// A route's series of one kind of outcome; both bounded (route names, a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    pub route: Arc<str>,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: Arc<str>,
+}
+
+/// The event broker's series (docs/events.md lists them).
+#[derive(Debug, Clone)]
+pub struct EventMetrics {
+    /// Publishes by route and outcome: `stored`, `duplicate`, `refused` (no broker, not
+    /// connected), `failed` (the broker answered an error), `timeout` (no ack in time).
+    pub publishes: Family<OutcomeLabels, Counter>,
+    /// From sending a message to the broker's acknowledgement.
+    pub ack_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    /// Events written to event-stream clients.
+    pub streamed: Family<RouteLabels, Counter>,
+    /// Event-stream clients connected now.
+    pub stream_clients: Family<RouteLabels, Gauge>,
+    /// Messages the broker still held for a route's stream clients when it last delivered one
+    /// (the largest lag of its clients is not tracked: the last delivery's).
+    pub stream_lag: Family<RouteLabels, Gauge>,
+    /// 1 while the broker connection is up.
+    pub broker_connected: Gauge,
+}
+
+impl EventMetrics {
+    fn new(registry: &mut Registry) -> Self {
+        let m = EventMetrics {
+            publishes: Family::default(),
+            ack_duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            streamed: Family::default(),
+            stream_clients: Family::default(),
+            stream_lag: Family::default(),
+            broker_connected: Gauge::default(),
+        };
+        registry.register(
+            "event_publishes",
+            "Requests published to the event broker, by route and outcome",
+            m.publishes.clone(),
+        );
+        registry.register(
+            "event_ack_duration_seconds",
+            "Time from publishing a request to the broker's acknowledgement, by route",
+            m.ack_duration.clone(),
+        );
+        registry.register(
+            "events_streamed",
+            "Events written to event-stream clients, by route",
+            m.streamed.clone(),
+        );
+        registry.register(
+            "event_stream_clients",
+            "Event-stream clients connected now, by route",
+            m.stream_clients.clone(),
+        );
+        registry.register(
+            "event_stream_lag",
+            "Messages the broker still held for a route's stream when it last delivered one",
+            m.stream_lag.clone(),
+        );
+        registry.register(
+            "event_broker_connected",
+            "1 while the connection to the event broker is up",
+            m.broker_connected.clone(),
+        );
+        m
+    }
 }
 
 /// Labels of a child request (see [`crate::forward`]); all bounded by the config.
@@ -270,7 +347,9 @@ impl Metrics {
         );
         let upstream = UpstreamMetrics::default();
         upstream.register(&mut registry);
+        let events = EventMetrics::new(&mut registry);
         Metrics {
+            events,
             peer_requests,
             child_requests,
             parts,

@@ -96,6 +96,12 @@ pub fn classify(err: &ProxyError) -> (StatusCode, &'static str, &'static str) {
         ProxyError::GrpcRefused { http, code, .. } => {
             (*http, grpc_problem_slug(*code), grpc_problem_title(*code))
         }
+        ProxyError::BrokerUnavailable { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "broker-unavailable",
+            "Event broker unavailable",
+        ),
+        ProxyError::NotFound { .. } => (StatusCode::NOT_FOUND, "not-found", "Not found"),
         ProxyError::PartFailed { status, .. } => match status.as_u16() {
             404 => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             504 => (
@@ -148,15 +154,26 @@ pub fn error_response(
         _ if grpc => grpc_response(grpc_code(status), &detail, request_id),
         _ => problem_response(status, slug, title, detail, request_id, path),
     };
-    if let ProxyError::Overloaded { retry_after, .. } = err {
-        // Tell the client (and every tier on the way back) that this was load shedding, and when
-        // to come back; the headers are not stripped by any Gatehouse tier on responses.
-        let secs = retry_after.as_secs().max(1);
-        let h = res.headers_mut();
-        h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        h.insert(X_OVERLOADED, HeaderValue::from_static("true"));
+    match err {
+        ProxyError::Overloaded { retry_after, .. } => {
+            // Tell the client (and every tier on the way back) that this was load shedding, and
+            // when to come back; no Gatehouse tier strips these headers on responses.
+            let h = res.headers_mut();
+            h.insert(header::RETRY_AFTER, retry_after_secs(*retry_after));
+            h.insert(X_OVERLOADED, HeaderValue::from_static("true"));
+        }
+        ProxyError::BrokerUnavailable { retry_after, .. } => {
+            let h = res.headers_mut();
+            h.insert(header::RETRY_AFTER, retry_after_secs(*retry_after));
+        }
+        _ => {}
     }
     res
+}
+
+/// `Retry-After` in whole seconds, at least 1 (0 would invite an immediate retry storm).
+fn retry_after_secs(after: std::time::Duration) -> HeaderValue {
+    HeaderValue::from(after.as_secs().max(1))
 }
 
 /// What an outside client is told of an upstream failure.
@@ -167,6 +184,12 @@ fn public_detail(err: &ProxyError) -> &'static str {
         ProxyError::NoEndpoints { .. } => "the service is unavailable",
         ProxyError::BadUpstreamResponse { .. } => {
             "the service answered with something this route cannot use"
+        }
+        ProxyError::BrokerUnavailable {
+            configured: false, ..
+        } => "no event broker is configured for this route",
+        ProxyError::BrokerUnavailable { .. } => {
+            "the event broker did not accept the request; retry later"
         }
         _ => "the service could not be reached",
     }

@@ -228,7 +228,7 @@ fn spawn_readiness_checks(inner: &Arc<Inner>) {
     } else {
         inner.readiness.set_services(true);
     }
-    if r.http_check.is_none() && plan.tier.filter.is_none() {
+    if r.http_check.is_none() && plan.tier.filter.is_none() && plan.tier.ready.is_none() {
         inner.readiness.set_app(true);
     }
     let readiness = inner.readiness.clone();
@@ -248,7 +248,9 @@ fn spawn_readiness_checks(inner: &Arc<Inner>) {
                 .get()
                 .max(std::time::Duration::from_millis(50));
             let filter_ready = plan.tier.filter.as_ref().is_none_or(|f| f.is_ready());
+            let tier_ready = plan.tier.ready.as_ref().is_none_or(|ready| ready());
             let ok = filter_ready
+                && tier_ready
                 && match &r.http_check {
                     None => true,
                     Some(url) => {

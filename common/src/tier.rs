@@ -37,7 +37,7 @@ pub struct TierBuild<'a> {
 }
 
 /// A binary's part of one plan.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct TierPlan {
     /// The binary's own request phases, if it has any.
     pub filter: Option<Arc<dyn Filter>>,
@@ -48,6 +48,22 @@ pub struct TierPlan {
     /// The tier's section as `/config` shows it: serialized from the tier's own types, so
     /// secrets come out redacted by their type.
     pub section: Option<(&'static str, serde_json::Value)>,
+    /// What else `/readyz` waits for (the internal gateway's event broker); `None`: nothing.
+    pub ready: Option<ReadyCheck>,
+}
+
+/// A readiness condition of a tier, polled by the readiness loop; must be cheap (an atomic).
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
+impl Debug for TierPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierPlan")
+            .field("filter", &self.filter)
+            .field("handlers", &self.handlers)
+            .field("section", &self.section)
+            .field("ready", &self.ready.is_some())
+            .finish()
+    }
 }
 
 /// The proxy core alone: no section, no phases, no handlers.

@@ -5,12 +5,14 @@
 //! `internal:` config section and the route handlers the orchestration features plug in as:
 //! `aggregate` and `proxy` (shaping, the response cache, XML; docs/orchestration.md),
 //! `envelope`, and REST ↔ gRPC transcoding: `rest_to_grpc`, `grpc_to_rest`, `openapi`
-//! (docs/transcoding.md); publishing builds on the same seam.
+//! (docs/transcoding.md); and the event-driven pattern: `publish`, `job_status`,
+//! `event_stream` (docs/events.md).
 
 pub mod aggregate;
 pub mod answer;
 pub mod cache;
 pub mod envelope;
+pub mod events;
 pub mod fetch;
 pub mod proxy;
 pub mod settings;
@@ -28,6 +30,9 @@ use gatehouse_common::settings::ProxySettings;
 use gatehouse_common::tier::{Tier, TierBuild, TierPlan};
 
 use cache::{Store, StoreSettings};
+use events::broker::Broker;
+use events::settings::EventSettings;
+use tokio_util::sync::CancellationToken;
 
 /// The binary's name, used in logs and `/config`.
 pub const BINARY: &str = "gatehouse-internal";
@@ -40,6 +45,10 @@ pub struct InternalExtension {
     /// The response cache, kept across reloads (its entries stay) until `internal.cache`
     /// changes its size.
     store: Mutex<Option<Arc<Store>>>,
+    /// The event broker connection, kept across reloads until `internal.events` changes.
+    broker: Arc<Mutex<Option<Arc<Broker>>>>,
+    /// Cancelled when the gateway drains: event streams end.
+    drain: CancellationToken,
 }
 
 impl InternalExtension {
@@ -52,6 +61,21 @@ impl InternalExtension {
                 let store = Arc::new(Store::new(settings));
                 *current = Some(store.clone());
                 store
+            }
+        }
+    }
+}
+
+impl InternalExtension {
+    /// The broker for `settings`: the current one when they are unchanged.
+    fn broker(&self, settings: &EventSettings) -> Result<Arc<Broker>, (String, String)> {
+        let mut current = self.broker.lock().unwrap_or_else(|e| e.into_inner());
+        match &*current {
+            Some(broker) if broker.settings() == settings => Ok(broker.clone()),
+            _ => {
+                let broker = Broker::start(settings, BINARY)?;
+                *current = Some(broker.clone());
+                Ok(broker)
             }
         }
     }
@@ -86,7 +110,16 @@ impl Tier for InternalExtension {
         let pool = Arc::new(descriptors);
         let max_body_bytes = section.max_handler_body_bytes.get();
         let store = self.store(&section.cache);
-        let kinds: [Arc<dyn HandlerKind>; 6] = [
+        if let Err((key, message)) = section.events.validate() {
+            return Err(cx
+                .source
+                .error_at(&format!("internal.events.{key}"), message));
+        }
+        let broker = self.broker(&section.events).map_err(|(key, message)| {
+            cx.source
+                .error_at(&format!("internal.events.{key}"), message)
+        })?;
+        let kinds: [Arc<dyn HandlerKind>; 9] = [
             Arc::new(envelope::Envelope { max_body_bytes }),
             Arc::new(aggregate::Aggregate {
                 max_body_bytes,
@@ -105,16 +138,56 @@ impl Tier for InternalExtension {
                 max_body_bytes,
             }),
             Arc::new(transcode::openapi::OpenApi { pool }),
+            Arc::new(events::publish::Publish {
+                broker: broker.clone(),
+            }),
+            Arc::new(events::job::JobStatus {
+                broker: broker.clone(),
+            }),
+            Arc::new(events::sse::EventStream {
+                broker: broker.clone(),
+                drain: self.drain.clone(),
+            }),
         ];
+        // Wait for the broker at start when it is configured; see `Broker::is_ready`.
+        let ready: Option<gatehouse_common::tier::ReadyCheck> =
+            section.events.configured().then(|| {
+                let broker = broker.clone();
+                Arc::new(move || broker.is_ready()) as gatehouse_common::tier::ReadyCheck
+            });
         Ok(TierPlan {
             filter: None,
             handlers: Handlers::new(kinds),
             section: serde_json::to_value(&section).ok().map(|v| ("internal", v)),
+            ready,
         })
     }
 }
 
-impl Extension for InternalExtension {}
+impl Extension for InternalExtension {
+    fn started<'a>(&'a self, running: &'a Running) -> gatehouse_common::runtime::StartedFuture<'a> {
+        let drain = self.drain.clone();
+        let stop = running.shutdown_token();
+        let metrics = running.shared().metrics.clone();
+        let broker = self.broker.clone();
+        tokio::spawn(async move {
+            // The connection gauge, polled: the broker is replaced by reloads that change it.
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = every.tick() => {}
+                }
+                let current = broker.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let connected = current.is_some_and(|b| b.is_connected());
+                metrics.events.broker_connected.set(i64::from(connected));
+            }
+            // Event streams end at once: they never finish by themselves.
+            drain.cancel();
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
 
 /// Starts serving `config`; returns once every listener is bound.
 pub async fn run(

@@ -5,6 +5,7 @@ use gatehouse_common::config::ByteSize;
 use serde::{Deserialize, Serialize};
 
 use crate::cache::StoreSettings;
+use crate::events::settings::EventSettings;
 use crate::transcode::descriptors::DescriptorSettings;
 
 /// Settings of the internal gateway tier.
@@ -20,6 +21,9 @@ pub struct InternalSettings {
     /// descriptor sets, paths relative to the config file's directory, compiled at every load.
     /// Default: none (only the built-in `google/*` files).
     pub descriptors: DescriptorSettings,
+    /// The event broker of the `publish`, `job_status` and `event_stream` handlers
+    /// (docs/events.md). Default: none (those routes answer 503).
+    pub events: EventSettings,
 }
 
 impl Default for InternalSettings {
@@ -28,6 +32,7 @@ impl Default for InternalSettings {
             max_handler_body_bytes: ByteSize::new(1024 * 1024),
             cache: StoreSettings::default(),
             descriptors: DescriptorSettings::default(),
+            events: EventSettings::default(),
         }
     }
 }

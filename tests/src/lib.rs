@@ -7,6 +7,7 @@ pub mod cli;
 pub mod client;
 pub mod h3;
 pub mod named;
+pub mod nats;
 pub mod proxy;
 
 pub use backend::{Backend, BackendHandle, Seen};
