@@ -25,6 +25,8 @@
 #   openssl        /usr/bin/openssl (the Rust tests run that path, certs/tests)
 #   curl           `curl` on PATH, built with HTTP/2 (tests/python/test_proxy_clients.py runs
 #                  `curl --http2-prior-knowledge`)
+#   nats           `nats-server` on PATH or in /usr/sbin (the event tests start their own broker;
+#                  without it they skip, except under CI=true)
 #   kill           a `kill` program, not the shell builtin (internal/tests/signals.rs and
 #                  topology/tests/demo/cli.rs run it); Debian's procps
 #   docker         `docker` on PATH
@@ -92,6 +94,10 @@ gh_check() {
         fi ;;
       kill)
         type -P kill >/dev/null 2>&1 || _gh_missing kill procps - ;;
+      nats)
+        # Debian installs it in /usr/sbin, which a user's PATH may lack.
+        command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] ||
+          _gh_missing nats-server nats-server - ;;
       docker)
         command -v docker >/dev/null 2>&1 || _gh_missing docker docker.io - ;;
       docker-engine)

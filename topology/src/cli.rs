@@ -82,6 +82,18 @@ struct ServiceArgs {
     /// The idp's public base URL for its discovery document; default: from the request headers.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// `orders`: the NATS JetStream broker of async orders (`tls://host:port`); its password
+    /// comes from `GH_NATS_PASSWORD`, never the command line.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    /// The CA the broker's certificate chains to.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    nats_ca: Option<PathBuf>,
+    /// The broker user.
+    #[arg(long, value_name = "NAME", requires = "nats")]
+    nats_user: Option<String>,
+    #[arg(long, env = "GH_NATS_PASSWORD", hide_env_values = true, hide = true)]
+    nats_password: Option<String>,
 }
 
 /// Runs the command line; the process exit code.
@@ -121,6 +133,15 @@ async fn run_service(args: ServiceArgs) -> ExitCode {
         jwt_key: args.jwt_key,
         instance: args.instance,
         public_url: args.public_url,
+        broker: args
+            .nats
+            .filter(|u| !u.is_empty())
+            .map(|url| crate::BrokerOptions {
+                url,
+                ca: args.nats_ca,
+                user: args.nats_user,
+                password: args.nats_password,
+            }),
     };
     let running = match serve(args.name, args.listen, args.admin, opts).await {
         Ok(running) => running,

@@ -39,3 +39,4 @@ pub use error::{Error, Result};
 pub use run::{RunningService, ServeOptions, serve};
 pub use service_name::ServiceName;
 pub use services::idp::{DEMO_CLIENTS, DemoClient, IDP_ISSUER, TOKEN_AUDIENCE};
+pub use services::orders::worker::BrokerOptions;

@@ -31,6 +31,9 @@ pub struct ServeOptions {
     /// The idp's public base URL for its discovery document (e.g. `https://127.0.0.1:8443`).
     /// Default: none, taken from `X-Forwarded-Proto`/`X-Forwarded-Host`/`Host` per request.
     pub public_url: Option<String>,
+    /// `orders`: the event broker to take async order requests from (docs/events.md). Default:
+    /// none (only the gRPC API).
+    pub broker: Option<crate::BrokerOptions>,
 }
 
 impl Default for ServeOptions {
@@ -40,6 +43,7 @@ impl Default for ServeOptions {
             jwt_key: None,
             instance: 1,
             public_url: None,
+            broker: None,
         }
     }
 }
@@ -143,6 +147,10 @@ pub async fn serve(
         }
         None => {
             let svc = OrdersService::new(state.clone(), opts.upstream_proxy);
+            if let Some(broker) = opts.broker.clone() {
+                let (book, stop) = (svc.book(), stop.clone());
+                tokio::spawn(crate::services::orders::worker::run(broker, book, stop));
+            }
             let incoming = tonic::transport::server::TcpIncoming::from(main_listener);
             let stop = stop.clone();
             tokio::spawn(async move {

@@ -7,6 +7,7 @@
 //! stops them (SIGTERM, wait, SIGKILL), and dropping it kills them.
 
 mod build;
+pub mod nats;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -86,6 +87,8 @@ pub enum Role {
     Internal,
     Sidecar,
     Service,
+    /// The event broker (`nats-server`).
+    Broker,
 }
 
 impl Role {
@@ -96,6 +99,7 @@ impl Role {
             Role::Internal => "internal",
             Role::Sidecar => "sidecar",
             Role::Service => "service",
+            Role::Broker => "broker",
         }
     }
 }
@@ -122,7 +126,8 @@ pub struct Process {
 /// How a process was started, to start it again.
 #[derive(Debug, Clone)]
 struct Launch {
-    binary: &'static str,
+    /// A name in the binary directory, or an absolute path.
+    binary: String,
     args: Vec<String>,
     env: BTreeMap<String, String>,
 }
@@ -178,8 +183,15 @@ impl Topology {
             .iter()
             .map(|c| json!({"client_id": c.client_id, "client_secret": c.client_secret, "scopes": c.scopes}))
             .collect();
+        let broker = self
+            .processes
+            .iter()
+            .find(|p| p.role == Role::Broker)
+            .and_then(|p| p.listen.get("nats"))
+            .map(|a| format!("tls://{a}"));
         json!({
             "cert_dir": self.cert_dir.display().to_string(),
+            "broker": broker,
             "processes": processes,
             "demo_clients": clients,
         })
@@ -207,7 +219,7 @@ impl Topology {
             }
         }
         let l = p.launch.clone();
-        let child = self.spawner.spawn(name, l.binary, &l.args, &l.env)?;
+        let child = self.spawner.spawn(name, &l.binary, &l.args, &l.env)?;
         p.pid = child.id().unwrap_or(0);
         p.child = Some(child);
         let log_dir = self.spawner.log_dir.clone();
@@ -272,6 +284,9 @@ struct Ports {
     edge_admin: u16,
     internal: u16,
     internal_admin: u16,
+    /// The event broker's client port and monitoring port.
+    nats: u16,
+    nats_monitor: u16,
     /// First port of the instances: 4 each (app, app admin, sidecar inbound, sidecar admin).
     instances: u16,
     orders_outbound: u16,
@@ -299,6 +314,8 @@ impl Ports {
             internal,
             edge_admin: rest,
             internal_admin: rest + 1,
+            nats: rest + 2,
+            nats_monitor: rest + 3,
             instances: rest + 10,
             orders_outbound: rest + 101,
         })
@@ -342,6 +359,8 @@ pub fn ensure_pki(cert_dir: &Path) -> anyhow::Result<()> {
             services.push(s.as_str().to_owned());
         }
     }
+    // The event broker's server certificate (its SANs: `nats`, `localhost`, 127.0.0.1).
+    services.push("nats".to_owned());
     let opts = InitOptions {
         services,
         ..InitOptions::default()
@@ -506,15 +525,55 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
         spawner,
     };
     let none = BTreeMap::new();
-    let launch = |binary: &'static str, args: &[String], env: &BTreeMap<String, String>| Launch {
-        binary,
+    let launch = |binary: &str, args: &[String], env: &BTreeMap<String, String>| Launch {
+        binary: binary.to_owned(),
         args: args.to_vec(),
         env: env.clone(),
     };
     let config_arg =
         |file: &Path| -> Vec<String> { vec!["--config".into(), file.display().to_string()] };
 
-    // Services first, then their sidecars, the internal gateway and the edge.
+    // The broker first (when there is one), then the services, their sidecars, the internal
+    // gateway and the edge.
+    let broker = match nats::find_binary() {
+        Some(binary) => Some(nats::prepare(
+            binary,
+            &state_dir,
+            &cert_dir,
+            local(ports.nats),
+            local(ports.nats_monitor),
+        )?),
+        None => {
+            eprintln!(
+                "gatehouse-topology: nats-server is not on the PATH, so no event broker: \
+                 /api/async/orders, /api/jobs/{{id}} and /api/events/orders answer 503 \
+                 (apt-get install nats-server)"
+            );
+            None
+        }
+    };
+    let mut internal_env = BTreeMap::new();
+    if let Some(b) = &broker {
+        let args = vec!["-c".to_owned(), b.config.display().to_string()];
+        let binary = b.binary.display().to_string();
+        let child = topo.spawner.spawn("nats", &binary, &args, &none)?;
+        topo.processes.push(Process {
+            name: "nats".to_owned(),
+            role: Role::Broker,
+            service: None,
+            listen: BTreeMap::from([("nats", b.addr)]),
+            admin: b.monitor,
+            config: Some(b.config.clone()),
+            pid: child.id().unwrap_or(0),
+            child: Some(child),
+            launch: launch(&binary, &args, &none),
+        });
+        topo.spawner.env.insert("GH_NATS_URL".into(), b.url());
+        internal_env.insert(
+            "GH_NATS_PASSWORD_INTERNAL".to_owned(),
+            b.internal_password.clone(),
+        );
+    }
     for (i, (name, service, instance)) in INSTANCES.iter().copied().enumerate() {
         let [app, app_admin, _, _] = ports.instance(i);
         let mut args: Vec<String> = vec![
@@ -527,11 +586,23 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             "--instance".into(),
             instance.to_string(),
         ];
+        let mut env = BTreeMap::new();
         if service == ServiceName::Orders {
             args.extend([
                 "--upstream-proxy".into(),
                 local(ports.orders_outbound).to_string(),
             ]);
+            if let Some(b) = &broker {
+                args.extend([
+                    "--nats".into(),
+                    b.url(),
+                    "--nats-ca".into(),
+                    cert_dir.join(layout::CA_CERT).display().to_string(),
+                    "--nats-user".into(),
+                    "orders".into(),
+                ]);
+                env.insert("GH_NATS_PASSWORD".to_owned(), b.orders_password.clone());
+            }
         }
         if service == ServiceName::Idp {
             let key = cert_dir.join(layout::JWT_KEY);
@@ -543,7 +614,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
         }
         let child = topo
             .spawner
-            .spawn(name, "gatehouse-topology", &args, &none)?;
+            .spawn(name, "gatehouse-topology", &args, &env)?;
         let kind = if service.is_grpc() { "grpc" } else { "http" };
         topo.processes.push(Process {
             name: name.to_owned(),
@@ -554,7 +625,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             config: None,
             pid: child.id().unwrap_or(0),
             child: Some(child),
-            launch: launch("gatehouse-topology", &args, &none),
+            launch: launch("gatehouse-topology", &args, &env),
         });
     }
     for (i, (name, service, _)) in INSTANCES.iter().copied().enumerate() {
@@ -605,7 +676,12 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
     ] {
         let config = config_dir.join(format!("{name}.yaml"));
         let args = config_arg(&config);
-        let child = topo.spawner.spawn(name, binary, &args, &none)?;
+        let env = if role == Role::Internal {
+            &internal_env
+        } else {
+            &none
+        };
+        let child = topo.spawner.spawn(name, binary, &args, env)?;
         topo.processes.push(Process {
             name: name.to_owned(),
             role,
@@ -615,7 +691,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             config: Some(config),
             pid: child.id().unwrap_or(0),
             child: Some(child),
-            launch: launch(binary, &args, &none),
+            launch: launch(binary, &args, env),
         });
     }
 
@@ -653,7 +729,13 @@ async fn wait_ready(
                     log_dir.join(format!("{}.log", p.name)).display()
                 );
             }
-            if readyz(p.admin).await != Some(200) {
+            // nats-server's monitoring port says it at /healthz.
+            let path = if p.role == Role::Broker {
+                "/healthz"
+            } else {
+                "/readyz"
+            };
+            if readyz(p.admin, path).await != Some(200) {
                 still.push(i);
             }
         }
@@ -678,12 +760,11 @@ async fn wait_ready(
 }
 
 /// The status of `GET /readyz` on `admin`, or `None` when it does not answer.
-async fn readyz(admin: SocketAddr) -> Option<u16> {
+async fn readyz(admin: SocketAddr, path: &str) -> Option<u16> {
     let fut = async {
         let mut tcp = tokio::net::TcpStream::connect(admin).await.ok()?;
-        tcp.write_all(b"GET /readyz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
-            .await
-            .ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n");
+        tcp.write_all(req.as_bytes()).await.ok()?;
         let mut buf = [0u8; 64];
         let mut n = 0;
         while n < 12 {

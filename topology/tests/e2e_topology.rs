@@ -4,10 +4,14 @@
 //! Assumes the gateway binaries are built in the same target directory (`cargo build --bins`
 //! first, as scripts/test.sh does): they are looked up beside `gatehouse-topology`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+#[path = "e2e/https.rs"]
+mod https;
+
+use https::{Https, bin_dir, client, config_dir, get, port_base, send, tls_config, token};
 
 use base64::Engine;
 use bytes::Bytes;
@@ -18,85 +22,9 @@ use gatehouse_topology::up::{Topology, UpOptions, config_env, ensure_pki, sideca
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use prost::Message;
-use rustls_pki_types::CertificateDer;
-use rustls_pki_types::pem::PemObject;
 use serde_json::{Value, json};
-
-type Https = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
-fn bin_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_gatehouse-topology"))
-        .parent()
-        .expect("bin dir")
-        .to_path_buf()
-}
-
-fn config_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
-}
-
-/// A port base private to this process (20000–31000, below the usual ephemeral range).
-fn port_base() -> u16 {
-    20_000 + (std::process::id() % 100) as u16 * 110
-}
-
-fn tls_config(ca: &Path) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).expect("ca.pem") {
-        roots.add(cert.expect("ca cert")).expect("add root");
-    }
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("tls versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth()
-}
-
-fn client(ca: &Path, h2: bool) -> Https {
-    let builder = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls_config(ca))
-        .https_only();
-    if h2 {
-        Client::builder(TokioExecutor::new())
-            .http2_only(true)
-            .build(builder.enable_http2().build())
-    } else {
-        Client::builder(TokioExecutor::new()).build(builder.enable_http1().build())
-    }
-}
-
-async fn send(c: &Https, req: Request<Full<Bytes>>) -> (StatusCode, http::Version, Bytes) {
-    let res = c.request(req).await.expect("request");
-    let (parts, body) = res.into_parts();
-    let body = body.collect().await.expect("body").to_bytes();
-    (parts.status, parts.version, body)
-}
-
-fn get(url: &str, token: Option<&str>) -> Request<Full<Bytes>> {
-    let mut b = Request::get(url);
-    if let Some(t) = token {
-        b = b.header("authorization", format!("Bearer {t}"));
-    }
-    b.body(Full::default()).expect("request")
-}
-
-async fn token(c: &Https, base: &str, id: &str, secret: &str) -> String {
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
-    let req = Request::post(format!("{base}/oauth/token"))
-        .header("authorization", format!("Basic {basic}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from_static(
-            b"grant_type=client_credentials",
-        )))
-        .expect("request");
-    let (status, _, body) = send(c, req).await;
-    assert_eq!(status, StatusCode::OK, "{body:?}");
-    let v: Value = serde_json::from_slice(&body).expect("json");
-    v["access_token"].as_str().expect("access_token").to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_topology() {
@@ -124,7 +52,18 @@ async fn checks(topo: &mut Topology) {
         &std::fs::read(topo.state_dir.join("topology.json")).expect("topology.json"),
     )
     .expect("json");
-    assert_eq!(json["processes"].as_array().map(Vec::len), Some(20));
+    // 20, and the broker when nats-server is installed.
+    let broker = usize::from(gatehouse_tests::nats::binary().is_some());
+    assert_eq!(
+        json["processes"].as_array().map(Vec::len),
+        Some(20 + broker)
+    );
+    assert_eq!(
+        json["broker"].is_string(),
+        broker == 1,
+        "{}",
+        json["broker"]
+    );
     assert_eq!(json["demo_clients"][0]["client_id"], "web-app");
     let ca = topo.cert_dir.join("ca.pem");
     let base = format!("https://{}", topo.edge_https());

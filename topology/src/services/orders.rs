@@ -4,6 +4,7 @@
 
 mod sidecar;
 mod store;
+pub(crate) mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -38,6 +39,12 @@ struct Price {
 /// The `Orders` service.
 pub(crate) struct OrdersService {
     state: Arc<State>,
+    book: Arc<Book>,
+}
+
+/// The order book and the way to the services an order needs: shared by the gRPC service and
+/// the async worker ([`worker`]).
+pub(crate) struct Book {
     store: Store,
     sidecar: Sidecar,
 }
@@ -47,9 +54,16 @@ impl OrdersService {
     pub(crate) fn new(state: Arc<State>, upstream_proxy: Option<SocketAddr>) -> Self {
         OrdersService {
             state,
-            store: Store::default(),
-            sidecar: Sidecar::new(upstream_proxy),
+            book: Arc::new(Book {
+                store: Store::default(),
+                sidecar: Sidecar::new(upstream_proxy),
+            }),
         }
+    }
+
+    /// The book, for the async worker.
+    pub(crate) fn book(&self) -> Arc<Book> {
+        self.book.clone()
     }
 
     /// Runs one call under chaos (latency, then maybe `UNAVAILABLE`), counts its status, and
@@ -83,6 +97,41 @@ impl OrdersService {
             product_id,
             quantity,
         } = req.into_inner();
+        self.book
+            .place(&customer, &product_id, quantity, &meta, None)
+            .await
+    }
+
+    async fn get(&self, req: Request<GetOrderRequest>) -> Result<Order, Status> {
+        let customer = subject(req.metadata())?;
+        let order_id = &req.get_ref().order_id;
+        self.book
+            .store
+            .get(&customer, order_id)
+            .ok_or_else(|| Status::not_found(format!("no order {order_id}")))
+    }
+
+    async fn list(&self, req: Request<ListOrdersRequest>) -> Result<OrderStream, Status> {
+        let customer = subject(req.metadata())?;
+        let orders = self.book.store.list(&customer, req.get_ref().page_size);
+        Ok(Box::pin(futures_util::stream::iter(
+            orders.into_iter().map(Ok),
+        )))
+    }
+}
+
+impl Book {
+    /// Places an order as `CreateOrder` does: stock and price asked through the sidecar with
+    /// `meta`'s request id, trace and identity. `id`: the order's id (an async job's); placing
+    /// it again returns the same order.
+    pub(crate) async fn place(
+        &self,
+        customer: &str,
+        product_id: &str,
+        quantity: u32,
+        meta: &MetadataMap,
+        id: Option<&str>,
+    ) -> Result<Order, Status> {
         if product_id.is_empty() || product_id.contains(['/', '?', '#']) {
             return Err(Status::invalid_argument("product_id must be a product id"));
         }
@@ -95,9 +144,8 @@ impl OrdersService {
         );
         let (stock, price) = tokio::join!(
             self.sidecar
-                .get_json::<Stock>("inventory", &stock_path, &meta),
-            self.sidecar
-                .get_json::<Price>("pricing", &price_path, &meta),
+                .get_json::<Stock>("inventory", &stock_path, meta),
+            self.sidecar.get_json::<Price>("pricing", &price_path, meta),
         );
         let (stock, price) = (stock?, price?);
         if stock.available < quantity {
@@ -108,25 +156,9 @@ impl OrdersService {
         }
         let order = self
             .store
-            .create(&customer, &product_id, quantity, price.unit_price_cents);
+            .create(customer, product_id, quantity, price.unit_price_cents, id);
         tracing::info!(order_id = %order.order_id, %customer, %product_id, quantity, "order created");
         Ok(order)
-    }
-
-    async fn get(&self, req: Request<GetOrderRequest>) -> Result<Order, Status> {
-        let customer = subject(req.metadata())?;
-        let order_id = &req.get_ref().order_id;
-        self.store
-            .get(&customer, order_id)
-            .ok_or_else(|| Status::not_found(format!("no order {order_id}")))
-    }
-
-    async fn list(&self, req: Request<ListOrdersRequest>) -> Result<OrderStream, Status> {
-        let customer = subject(req.metadata())?;
-        let orders = self.store.list(&customer, req.get_ref().page_size);
-        Ok(Box::pin(futures_util::stream::iter(
-            orders.into_iter().map(Ok),
-        )))
     }
 }
 

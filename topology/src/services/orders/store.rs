@@ -28,18 +28,30 @@ impl Store {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records a confirmed order for `customer` and returns it with its new id.
+    /// Records a confirmed order for `customer` and returns it with its new id, or with `id`
+    /// (an async job's order): an order that already has that id is returned as it is, so a
+    /// job run twice makes one order.
     pub(crate) fn create(
         &self,
         customer: &str,
         product_id: &str,
         quantity: u32,
         unit_price_cents: i64,
+        id: Option<&str>,
     ) -> Order {
         let mut inner = self.lock();
+        if let Some(id) = id
+            && let Some(existing) = inner.orders.iter().find(|o| o.order_id == id)
+        {
+            return existing.clone();
+        }
         inner.next_id += 1;
+        let order_id = match id {
+            Some(id) => id.to_owned(),
+            None => format!("ord-{:06}", inner.next_id),
+        };
         let order = Order {
-            order_id: format!("ord-{:06}", inner.next_id),
+            order_id,
             product_id: product_id.to_owned(),
             quantity,
             customer: customer.to_owned(),
