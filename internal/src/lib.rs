@@ -49,6 +49,8 @@ pub struct InternalExtension {
     broker: Arc<Mutex<Option<Arc<Broker>>>>,
     /// Cancelled when the gateway drains: event streams end.
     drain: CancellationToken,
+    /// The broker was ready once: readiness no longer waits for it.
+    ever_ready: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl InternalExtension {
@@ -149,11 +151,20 @@ impl Tier for InternalExtension {
                 drain: self.drain.clone(),
             }),
         ];
-        // Wait for the broker at start when it is configured; see `Broker::is_ready`.
+        // Wait for the broker at start when it is configured (see `Broker::is_ready`). Once
+        // ready, a reload that changes the broker does not make the gateway unready again:
+        // that would take every route away over an event setting.
+        let ever_ready = self.ever_ready.clone();
         let ready: Option<gatehouse_common::tier::ReadyCheck> =
             section.events.configured().then(|| {
                 let broker = broker.clone();
-                Arc::new(move || broker.is_ready()) as gatehouse_common::tier::ReadyCheck
+                Arc::new(move || {
+                    if broker.is_ready() {
+                        ever_ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                        return true;
+                    }
+                    ever_ready.load(std::sync::atomic::Ordering::Relaxed)
+                }) as gatehouse_common::tier::ReadyCheck
             });
         Ok(TierPlan {
             filter: None,
