@@ -87,7 +87,61 @@ pub struct EventMetrics {
     pub broker_connected: Gauge,
 }
 
+/// A `publish` route's series, resolved once per route (no label lookup per request).
+#[derive(Debug, Clone)]
+pub struct PublishSeries {
+    pub stored: Counter,
+    pub duplicate: Counter,
+    pub refused: Counter,
+    pub failed: Counter,
+    pub timeout: Counter,
+    pub ack: Histogram,
+}
+
+/// An `event_stream` route's series, resolved once per client stream.
+#[derive(Debug, Clone)]
+pub struct StreamSeries {
+    pub streamed: Counter,
+    pub clients: Gauge,
+    pub lag: Gauge,
+}
+
 impl EventMetrics {
+    /// The series of the `publish` route `route`.
+    pub fn publish_series(&self, route: &Arc<str>) -> PublishSeries {
+        let outcome = |outcome| {
+            self.publishes
+                .get_or_create(&OutcomeLabels {
+                    route: route.clone(),
+                    outcome,
+                })
+                .clone()
+        };
+        let labels = RouteLabels {
+            route: route.clone(),
+        };
+        PublishSeries {
+            stored: outcome("stored"),
+            duplicate: outcome("duplicate"),
+            refused: outcome("refused"),
+            failed: outcome("failed"),
+            timeout: outcome("timeout"),
+            ack: self.ack_duration.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// The series of the `event_stream` route `route`.
+    pub fn stream_series(&self, route: &Arc<str>) -> StreamSeries {
+        let labels = RouteLabels {
+            route: route.clone(),
+        };
+        StreamSeries {
+            streamed: self.streamed.get_or_create(&labels).clone(),
+            clients: self.stream_clients.get_or_create(&labels).clone(),
+            lag: self.stream_lag.get_or_create(&labels).clone(),
+        }
+    }
+
     fn new(registry: &mut Registry) -> Self {
         let m = EventMetrics {
             publishes: Family::default(),

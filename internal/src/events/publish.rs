@@ -17,7 +17,7 @@ use bytes::Bytes;
 use gatehouse_common::config::{ByteSize, ConfigError};
 use gatehouse_common::error::ProxyError;
 use gatehouse_common::handler::{HandlerBuild, HandlerKind, HandlerRequest, HandlerService};
-use gatehouse_common::metrics::{OutcomeLabels, RouteLabels};
+use gatehouse_common::metrics::PublishSeries;
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 use serde::Deserialize;
@@ -85,6 +85,8 @@ struct Route {
     ack_timeout: Duration,
     max_body_bytes: u64,
     json: bool,
+    /// Its metric series, resolved on the first request (the registry is not known at build).
+    series: std::sync::OnceLock<PublishSeries>,
 }
 
 impl HandlerKind for Publish {
@@ -133,6 +135,7 @@ impl HandlerKind for Publish {
             ack_timeout: args.ack_timeout.map_or(Duration::from_secs(2), |d| d.get()),
             max_body_bytes,
             json: args.json,
+            series: std::sync::OnceLock::new(),
         });
         Ok(HandlerService::new(tower::service_fn(
             move |req: HandlerRequest| {
@@ -158,19 +161,13 @@ impl Route {
     ) -> Result<Response<gatehouse_common::body::ProxyBody>, ProxyError> {
         let key = idempotency_key(&req.parts.headers, self.key_rule)?;
         let caller = req.vars().subject.map(str::to_owned);
-        let metrics = req.forward.metrics().clone();
-        let count = |outcome: &'static str| {
-            metrics
-                .events
-                .publishes
-                .get_or_create(&OutcomeLabels {
-                    route: self.route.clone(),
-                    outcome,
-                })
-                .inc();
-        };
+        let series = self
+            .series
+            .get_or_init(|| req.forward.metrics().events.publish_series(&self.route));
         // Refuse before reading the body when the broker is not there.
-        let js = self.broker.jetstream().inspect_err(|_| count("refused"))?;
+        let js = self.broker.jetstream().inspect_err(|_| {
+            series.refused.inc();
+        })?;
         let body = read_limited(req.body, self.max_body_bytes)
             .await
             .map_err(|source| ProxyError::ClientBody { source })?
@@ -196,7 +193,7 @@ impl Route {
         let ack = match published {
             Ok(Ok(ack)) => ack,
             Ok(Err(e)) => {
-                count("failed");
+                series.failed.inc();
                 tracing::warn!(subject = %self.subject, %job_id, error = %e, "publish refused by the event broker");
                 return Err(unavailable(
                     true,
@@ -204,7 +201,7 @@ impl Route {
                 ));
             }
             Err(_) => {
-                count("timeout");
+                series.timeout.inc();
                 tracing::warn!(subject = %self.subject, %job_id, after = ?self.ack_timeout, "no acknowledgement from the event broker");
                 return Err(unavailable(
                     true,
@@ -215,14 +212,11 @@ impl Route {
                 ));
             }
         };
-        metrics
-            .events
-            .ack_duration
-            .get_or_create(&RouteLabels {
-                route: self.route.clone(),
-            })
-            .observe(started.elapsed().as_secs_f64());
-        count(if ack.duplicate { "duplicate" } else { "stored" });
+        series.ack.observe(started.elapsed().as_secs_f64());
+        match ack.duplicate {
+            true => series.duplicate.inc(),
+            false => series.stored.inc(),
+        };
         tracing::info!(%job_id, stream = %ack.stream, sequence = ack.sequence, duplicate = ack.duplicate, "request published");
 
         let status = match &self.bucket {

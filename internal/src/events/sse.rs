@@ -11,15 +11,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream;
 use async_nats::jetstream::consumer::{DeliverPolicy, push};
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use gatehouse_common::body::ProxyBody;
 use gatehouse_common::config::ConfigError;
 use gatehouse_common::error::ProxyError;
 use gatehouse_common::handler::{HandlerBuild, HandlerKind, HandlerRequest, HandlerService};
 use gatehouse_common::identity::X_SUBJECT;
-use gatehouse_common::metrics::{Metrics, RouteLabels};
+use gatehouse_common::metrics::StreamSeries;
 use http::Response;
 use http::header::{self, HeaderValue};
 use http_body::Frame;
@@ -38,6 +39,12 @@ pub const KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 /// them with `\n` again); an event type with a line break in it is dropped, not split.
 pub fn event_frame(id: u64, event: Option<&str>, data: &[u8]) -> Bytes {
     let mut out = BytesMut::with_capacity(data.len() + 48);
+    write_event(&mut out, id, event, data);
+    out.freeze()
+}
+
+/// Appends one event to `out` (see [`event_frame`]).
+pub fn write_event(out: &mut BytesMut, id: u64, event: Option<&str>, data: &[u8]) {
     out.put_slice(b"id: ");
     out.put_slice(id.to_string().as_bytes());
     out.put_u8(b'\n');
@@ -52,7 +59,6 @@ pub fn event_frame(id: u64, event: Option<&str>, data: &[u8]) -> Bytes {
         out.put_u8(b'\n');
     }
     out.put_u8(b'\n');
-    out.freeze()
 }
 
 /// `data` split at `\r\n`, `\n` and `\r` (SSE's line ends); at least one line.
@@ -243,11 +249,7 @@ impl Route {
                 ));
             }
         };
-        let metrics = req.forward.metrics().clone();
-        let labels = RouteLabels {
-            route: self.route.clone(),
-        };
-        let client_guard = ClientGauge::new(metrics.clone(), labels.clone());
+        let series = ClientGauge::new(req.forward.metrics().events.stream_series(&self.route));
         let mut tick = tokio::time::interval_at(
             tokio::time::Instant::now() + self.keep_alive,
             self.keep_alive,
@@ -259,9 +261,8 @@ impl Route {
             drain: self.drain.clone(),
             caller,
             first: Some(self.retry.clone()),
-            _gauge: client_guard,
-            metrics,
-            labels,
+            series,
+            ended: false,
         };
         let frames = futures_util::stream::unfold(state, |mut s| async move {
             let chunk = s.next_chunk().await?;
@@ -288,73 +289,113 @@ struct State {
     caller: Option<HeaderValue>,
     /// The `retry:` line, sent first.
     first: Option<Bytes>,
-    _gauge: ClientGauge,
-    metrics: Arc<Metrics>,
-    labels: RouteLabels,
+    /// Its route's series; counts the client as connected while it lives.
+    series: ClientGauge,
+    /// The consumer failed or ended: nothing more after what was already written.
+    ended: bool,
 }
+
+/// The most written in one chunk when several events are ready at once.
+const MAX_CHUNK: usize = 32 * 1024;
 
 impl State {
     /// The next bytes to send, or `None` when the stream ends.
+    ///
+    /// Events that are ready together go out as one chunk (one HTTP/2 DATA frame, up to
+    /// [`MAX_CHUNK`]): fewer frames and writes under bursts, and no flood of tiny DATA frames,
+    /// which HTTP/2 peers (h2's DATA-frame budget) answer with `ENHANCE_YOUR_CALM` once too
+    /// many are buffered unread on a hop.
     async fn next_chunk(&mut self) -> Option<Bytes> {
         if let Some(first) = self.first.take() {
             return Some(first);
+        }
+        if self.ended {
+            return None;
         }
         loop {
             tokio::select! {
                 _ = self.drain.cancelled() => return None,
                 _ = self.tick.tick() => return Some(Bytes::from_static(KEEP_ALIVE)),
                 next = self.messages.next() => {
-                    let message = match next? {
-                        Ok(m) => m,
-                        Err(e) => {
-                            // The client comes back with `Last-Event-ID` and loses nothing.
-                            tracing::warn!(error = %e, "event stream: the broker's consumer failed; ending the stream");
-                            return None;
-                        }
-                    };
-                    let headers = message.headers.as_ref();
-                    if let Some(caller) = &self.caller {
-                        let owner = headers.and_then(|h| h.get(X_SUBJECT)).map(|v| v.as_str().as_bytes());
-                        if owner != Some(caller.as_bytes()) {
-                            continue;
+                    let mut out = BytesMut::new();
+                    if !self.write(next?, &mut out) {
+                        return None;
+                    }
+                    while out.len() < MAX_CHUNK && !self.ended {
+                        match self.messages.next().now_or_never() {
+                            Some(Some(next)) => {
+                                self.write(next, &mut out);
+                            }
+                            Some(None) => self.ended = true,
+                            None => break,
                         }
                     }
-                    let Ok(info) = message.info() else { continue };
-                    let event = headers
-                        .and_then(|h| h.get(EVENT_TYPE))
-                        .map(|v| v.as_str())
-                        .unwrap_or(message.subject.as_str());
-                    let frame = event_frame(info.stream_sequence, Some(event), &message.payload);
-                    self.metrics.events.stream_lag.get_or_create(&self.labels).set(i64::try_from(info.pending).unwrap_or(i64::MAX));
-                    self.metrics.events.streamed.get_or_create(&self.labels).inc();
+                    if out.is_empty() {
+                        // Nothing of the caller's yet.
+                        continue;
+                    }
                     self.tick.reset();
-                    return Some(frame);
+                    return Some(out.freeze());
                 }
             }
         }
     }
+
+    /// Appends `next` to `out` when it is the caller's; false when the consumer failed (the
+    /// stream then ends after what `out` holds).
+    fn write(
+        &mut self,
+        next: Result<jetstream::Message, push::OrderedError>,
+        out: &mut BytesMut,
+    ) -> bool {
+        let message = match next {
+            Ok(m) => m,
+            Err(e) => {
+                // The client comes back with `Last-Event-ID` and loses nothing.
+                tracing::warn!(error = %e, "event stream: the broker's consumer failed; ending the stream");
+                self.ended = true;
+                return false;
+            }
+        };
+        let headers = message.headers.as_ref();
+        if let Some(caller) = &self.caller {
+            let owner = headers
+                .and_then(|h| h.get(X_SUBJECT))
+                .map(|v| v.as_str().as_bytes());
+            if owner != Some(caller.as_bytes()) {
+                return true;
+            }
+        }
+        let Ok(info) = message.info() else {
+            return true;
+        };
+        let event = headers
+            .and_then(|h| h.get(EVENT_TYPE))
+            .map(|v| v.as_str())
+            .unwrap_or(message.subject.as_str());
+        write_event(out, info.stream_sequence, Some(event), &message.payload);
+        self.series
+            .0
+            .lag
+            .set(i64::try_from(info.pending).unwrap_or(i64::MAX));
+        self.series.0.streamed.inc();
+        true
+    }
 }
 
 /// Counts a connected client for as long as its stream lives.
-struct ClientGauge {
-    metrics: Arc<Metrics>,
-    labels: RouteLabels,
-}
+struct ClientGauge(StreamSeries);
 
 impl ClientGauge {
-    fn new(metrics: Arc<Metrics>, labels: RouteLabels) -> Self {
-        metrics.events.stream_clients.get_or_create(&labels).inc();
-        ClientGauge { metrics, labels }
+    fn new(series: StreamSeries) -> Self {
+        series.clients.inc();
+        ClientGauge(series)
     }
 }
 
 impl Drop for ClientGauge {
     fn drop(&mut self) {
-        self.metrics
-            .events
-            .stream_clients
-            .get_or_create(&self.labels)
-            .dec();
+        self.0.clients.dec();
     }
 }
 
