@@ -12,6 +12,8 @@
 # Options (environment):
 #   GATEHOUSE_COMPOSE_NO_BUILD=1   use the image as it is (no cargo build, no docker build)
 #   GATEHOUSE_IMAGE                image name (default gatehouse:compose)
+#   GATEHOUSE_NATS_IMAGE           the broker's image (default gatehouse-nats:compose): the host's
+#                                  Debian nats-server and the libraries it links, on that image
 #   GATEHOUSE_BIND                 host address of the edge's published ports (default 127.0.0.1)
 #   GATEHOUSE_COMPOSE_OVERRIDE     an extra compose file (-f) for local experiments
 #   GATEHOUSE_COMPOSE_TIMEOUT      bound of `test` as a whole (timeout(1) syntax, default 20m)
@@ -20,7 +22,8 @@
 #                                  else `docker compose`)
 #
 # Needs: docker (engine + docker-compose v1.29 or the compose v2 plugin), cargo with the
-# x86_64-unknown-linux-gnu target, curl; `test` also python3, and the Python clients, which it
+# x86_64-unknown-linux-gnu target, curl, nats-server (Debian's, copied into the broker's image);
+# `test` also python3, and the Python clients, which it
 # installs in .gatehouse/venv as scripts/test.sh does. What is missing is named in one line before
 # anything starts (exit 69; scripts/prereqs.sh).
 # The static build goes to target/static (its own target dir: it does not wait on the lock of
@@ -39,6 +42,7 @@ PROFILE=compose
 TARGET_DIR=$ROOT/target/static
 STATE_DIR=$ROOT/.gatehouse/compose
 export GATEHOUSE_IMAGE=${GATEHOUSE_IMAGE:-gatehouse:compose}
+export GATEHOUSE_NATS_IMAGE=${GATEHOUSE_NATS_IMAGE:-gatehouse-nats:compose}
 EDGE=127.0.0.1:8443
 # The throwaway containers test_compose.py starts on the mesh network (to take a freed IP).
 IPHOLDER_LABEL=org.gatehouse.compose-test=ipholder
@@ -114,6 +118,27 @@ build() {
     DOCKER_BUILDKIT=0 docker build -q -t "$GATEHOUSE_IMAGE" -f topology/docker/Dockerfile "$ctx" >/dev/null
   fi
   timing "image build" "$(since "$t")"
+
+  # The broker: the host's nats-server and what it links (ldd), at their own paths.
+  log "docker build -t $GATEHOUSE_NATS_IMAGE (nats-server on $GATEHOUSE_IMAGE)"
+  t=$(now)
+  local nats ctx_nats=$TARGET_DIR/nats-image f
+  nats=$(command -v nats-server || echo /usr/sbin/nats-server)
+  rm -rf "$ctx_nats"
+  mkdir -p "$ctx_nats/rootfs/usr/sbin"
+  cp "$nats" "$ctx_nats/rootfs/usr/sbin/nats-server"
+  for f in $(ldd "$nats" | grep -o '/[^ ]*' | sort -u); do
+    mkdir -p "$ctx_nats/rootfs$(dirname "$f")"
+    cp -L "$f" "$ctx_nats/rootfs$f"
+  done
+  if docker buildx version >/dev/null 2>&1; then
+    docker build -q -t "$GATEHOUSE_NATS_IMAGE" --build-arg GATEHOUSE_IMAGE="$GATEHOUSE_IMAGE" \
+      -f topology/docker/Dockerfile.nats "$ctx_nats" >/dev/null
+  else
+    DOCKER_BUILDKIT=0 docker build -q -t "$GATEHOUSE_NATS_IMAGE" --build-arg GATEHOUSE_IMAGE="$GATEHOUSE_IMAGE" \
+      -f topology/docker/Dockerfile.nats "$ctx_nats" >/dev/null
+  fi
+  timing "broker image build" "$(since "$t")"
 }
 
 # Whether every container is ready: 0 when all are, 1 while waiting, 2 when one failed (printed:
@@ -254,10 +279,10 @@ test_all() {
 
 # What each command runs, checked before it starts: a `test` that stops with `No module named
 # pytest` after minutes of building and starting is what this avoids.
-needs_build=(cargo)
+needs_build=(cargo nats)
 [ "${GATEHOUSE_COMPOSE_NO_BUILD:-0}" != 1 ] || needs_build=()
 case "${1:-}" in
-  build) gh_require docker docker-engine cargo; trap print_timings EXIT; build ;;
+  build) gh_require docker docker-engine cargo nats; trap print_timings EXIT; build ;;
   up) gh_require docker docker-engine compose "${needs_build[@]}"; compose_cmd; trap print_timings EXIT; up ;;
   down) gh_require docker compose; compose_cmd; down ;;
   test)

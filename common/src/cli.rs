@@ -46,6 +46,10 @@ enum Command {
         /// How long to wait, e.g. `30s`.
         #[arg(long, default_value = "30s")]
         timeout: config::Duration,
+        /// The path that answers 200 when ready: ours is `/readyz`; another program's may
+        /// differ (nats-server's monitoring port: `/healthz`).
+        #[arg(long, default_value = "/readyz", value_name = "PATH")]
+        path: String,
     },
 }
 
@@ -62,8 +66,13 @@ pub fn main_with(binary: &'static str, about: &'static str, ext: Arc<dyn Extensi
         Ok(c) => c,
         Err(e) => e.exit(),
     };
-    if let Some(Command::WaitReady { admin, timeout }) = cli.command {
-        return wait_ready(binary, admin, timeout.get());
+    if let Some(Command::WaitReady {
+        admin,
+        timeout,
+        path,
+    }) = cli.command
+    {
+        return wait_ready(binary, admin, &path, timeout.get());
     }
     let Some(path) = cli.config else {
         eprintln!("{binary}: --config FILE is required");
@@ -90,8 +99,13 @@ fn small_runtime(binary: &str) -> Option<tokio::runtime::Runtime> {
     }
 }
 
-/// Polls `http://ADMIN/readyz` every 200ms until it answers 200 or `timeout` passes.
-fn wait_ready(binary: &str, admin: std::net::SocketAddr, timeout: std::time::Duration) -> ExitCode {
+/// Polls `http://ADMIN/readyz` (or `path`) every 200ms until it answers 200 or `timeout` passes.
+fn wait_ready(
+    binary: &str,
+    admin: std::net::SocketAddr,
+    path: &str,
+    timeout: std::time::Duration,
+) -> ExitCode {
     let Some(rt) = small_runtime(binary) else {
         return ExitCode::FAILURE;
     };
@@ -99,7 +113,12 @@ fn wait_ready(binary: &str, admin: std::net::SocketAddr, timeout: std::time::Dur
         let client =
             hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
                 .build_http::<crate::body::ProxyBody>();
-        let url = format!("http://{admin}/readyz");
+        let path = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        let url = format!("http://{admin}{path}");
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = String::from("no answer");
         while tokio::time::Instant::now() < deadline {

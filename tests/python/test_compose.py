@@ -389,6 +389,49 @@ def test_rest_orders_and_openapi_through_the_edge(web_app_token):
     assert spec.json()["openapi"] == "3.1.0"
 
 
+def test_async_order_through_the_broker(web_app_token):
+    """Event-driven (docs/events.md) on the `nats` container: 202 once stored, the job completes
+    with a price, the event stream (read with httpx's streaming API) shows `order.completed`,
+    and the same Idempotency-Key answers the same job."""
+    import uuid
+
+    auth = {"authorization": f"Bearer {web_app_token}"}
+    key = f"compose-{uuid.uuid4()}"
+    with client(http1=False, http2=True) as c:
+        with c.stream("GET", "/api/events/orders", headers=auth, timeout=30) as events:
+            assert events.status_code == 200, events.read()
+            assert events.headers["content-type"] == "text/event-stream"
+            lines = events.iter_lines()
+            assert next(lines) == "retry: 2000"  # the stream is open
+            accepted = c.post(
+                "/api/async/orders",
+                json={"productId": "1001", "quantity": 1},
+                headers={**auth, "idempotency-key": key},
+            )
+            assert accepted.status_code == 202, accepted.text
+            job = accepted.json()["job_id"]
+            assert accepted.headers["location"] == f"/api/jobs/{job}"
+            seen = None
+            event = None
+            for line in lines:
+                if line.startswith("event: "):
+                    event = line[len("event: "):]
+                elif line.startswith("data: ") and job in line:
+                    seen = (event, json.loads(line[len("data: "):]))
+                    break
+        assert seen is not None and seen[0] == "order.completed", seen
+        state = c.get(f"/api/jobs/{job}", headers=auth).json()
+        again = c.post(
+            "/api/async/orders",
+            json={"productId": "1001", "quantity": 1},
+            headers={**auth, "idempotency-key": key},
+        )
+    assert state["status"] == "completed", state
+    assert int(state["result"]["unitPriceCents"]) > 0, state
+    assert state["result"]["orderId"] == seen[1]["order"]["orderId"]
+    assert again.status_code == 202 and again.json() == {"job_id": job, "status": "completed"}
+
+
 # --- faults ------------------------------------------------------------------------------------
 
 
