@@ -617,3 +617,62 @@ impl NoBroker {
         )
     }
 }
+
+/// A bad `internal.events` or handler argument is refused by `validate` (exit 64) at its key.
+#[test]
+fn bad_event_settings_are_refused_at_their_key() {
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            "password without user",
+            "internal:\n  events: { url: \"nats://127.0.0.1:4222\", password: x }\n",
+            "at `internal.events.password`",
+        ),
+        (
+            "not a NATS URL",
+            "internal:\n  events: { url: \"ftp://h:1\" }\n",
+            "at `internal.events.url`",
+        ),
+        (
+            "stream name",
+            "internal:\n  events: { streams: [{ name: \"a b\", subjects: [x] }] }\n",
+            "at `internal.events.streams[0].name`",
+        ),
+        (
+            "unreadable CA",
+            "internal:\n  events: { url: \"tls://127.0.0.1:1\", tls: { ca: /nonexistent/ca.pem } }\n",
+            "at `internal.events.tls`",
+        ),
+        (
+            "wildcard subject to publish on",
+            "routes:\n  - { name: a, match: { path: /a }, handler: { publish: { subject: \"orders.*\", location: \"/j/{job_id}\" } } }\n",
+            "at `routes[0].handler.publish.subject`",
+        ),
+        (
+            "location without the job id",
+            "routes:\n  - { name: a, match: { path: /a }, handler: { publish: { subject: orders.requests, location: /jobs } } }\n",
+            "at `routes[0].handler.publish.location`",
+        ),
+        (
+            "unknown key",
+            "routes:\n  - { name: a, match: { path: /a }, handler: { event_stream: { stream: S, keepalive: 1s } } }\n",
+            "at `routes[0].handler.event_stream.keepalive`: unknown field `keepalive`",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("dir");
+    let mut failures = Vec::new();
+    for (name, yaml, want) in cases {
+        let path = dir.path().join("config.yaml");
+        let text = format!("listeners: [{{ name: public, address: 127.0.0.1:0 }}]\n{yaml}");
+        std::fs::write(&path, text).expect("write");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse-internal"))
+            .args(["validate", "--config"])
+            .arg(&path)
+            .output()
+            .expect("run gatehouse-internal");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(64) || !stderr.contains(want) {
+            failures.push(format!("{name}: {:?}: {stderr}", out.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

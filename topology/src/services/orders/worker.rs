@@ -259,7 +259,10 @@ async fn handle(
     };
     match tokio::time::timeout(Duration::from_secs(5), announced).await {
         Ok(Ok(_)) => {
-            tracing::info!(%job_id, event, "async orders: job done");
+            // The request's id and trace, so this line joins the client's request in the logs.
+            let request_id = header("x-request-id").unwrap_or_default();
+            let traceparent = header("traceparent").unwrap_or_default();
+            tracing::info!(%job_id, event, %request_id, %traceparent, "async orders: job done");
             let _ = message.double_ack().await;
         }
         Ok(Err(e)) => {
