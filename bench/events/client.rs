@@ -86,9 +86,13 @@ async fn main() {
         "| SSE to one client: {events} events published into JetStream | {} | | | | | {:.0} events/s (published at {:.0}/s) |",
         sse.received, sse.received_rate, sse.published_rate
     );
+    println!(
+        "| SSE to one client: the same {events} events replayed from the stream (`Last-Event-ID`) | {} | | | | | {:.0} events/s |",
+        sse.replayed, sse.replay_rate
+    );
     let out = json!({
         "post_seq": seq.stats.json(), "post_c8": conc.stats.json(), "job_get": jobs.json(), "proxied_get": proxied.json(),
-        "sse": {"events": events, "received": sse.received, "events_per_s": sse.received_rate, "published_per_s": sse.published_rate},
+        "sse": {"events": events, "received": sse.received, "events_per_s": sse.received_rate, "published_per_s": sse.published_rate, "replayed": sse.replayed, "replay_events_per_s": sse.replay_rate},
     });
     println!("RESULT {out}");
 }
@@ -243,6 +247,8 @@ struct SseRate {
     received: usize,
     received_rate: f64,
     published_rate: f64,
+    replayed: usize,
+    replay_rate: f64,
 }
 
 /// Opens the event stream, then publishes `n` events for `web-app` as `orders` (whose password
@@ -282,37 +288,15 @@ async fn sse_rate(
         .await
         .expect("connect as orders");
     let js = async_nats::jetstream::new(nats);
-    let counter = tokio::spawn(async move {
-        let mut seen = 0usize;
-        let mut buf = Vec::new();
-        let mut last = Instant::now();
-        while seen < n {
-            let frame = match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
-                Ok(Some(Ok(frame))) => frame,
-                Ok(Some(Err(e))) => {
-                    eprintln!("events-bench: the stream failed after {seen} events: {e:?}");
-                    break;
-                }
-                Ok(None) => {
-                    eprintln!("events-bench: the stream ended after {seen} events");
-                    break;
-                }
-                Err(_) => {
-                    eprintln!("events-bench: nothing for 10s after {seen} events");
-                    break;
-                }
-            };
-            if let Ok(data) = frame.into_data() {
-                buf.extend_from_slice(&data);
-                seen += buf.windows(10).filter(|w| w == b"bench.tick").count();
-                // Keep the tail that may hold a split marker.
-                let keep = buf.len().saturating_sub(9);
-                buf.drain(..keep);
-                last = Instant::now();
-            }
-        }
-        (seen, last)
-    });
+    // The stream's position now: the replay below starts right after it.
+    let mut events_stream = js.get_stream("ORDER_EVENTS").await.expect("stream");
+    let before = events_stream
+        .info()
+        .await
+        .expect("info")
+        .state
+        .last_sequence;
+    let counter = tokio::spawn(count_ticks(body, n));
     let started = Instant::now();
     let mut acks = Vec::with_capacity(256);
     for i in 0..n {
@@ -339,9 +323,57 @@ async fn sse_rate(
     }
     let published = started.elapsed();
     let (received, last) = counter.await.expect("counter");
+
+    // The same events again, from the stream: how fast one client is sent what is already
+    // stored (`Last-Event-ID` just before them), with no publisher to wait for.
+    let req = Request::get(format!("{base}/api/events/orders"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("last-event-id", before.to_string())
+        .body(Full::default())
+        .expect("request");
+    let replay_started = Instant::now();
+    let res = c.request(req).await.expect("replay stream");
+    assert_eq!(res.status(), StatusCode::OK);
+    let (replayed, replay_last) = count_ticks(res.into_body(), n).await;
     SseRate {
         received,
         received_rate: received as f64 / last.duration_since(started).as_secs_f64(),
         published_rate: n as f64 / published.as_secs_f64(),
+        replayed,
+        replay_rate: replayed as f64 / replay_last.duration_since(replay_started).as_secs_f64(),
     }
+}
+
+/// Counts `bench.tick` events on `body` until `n` arrived (or the stream ends, fails or is quiet
+/// for 10 s): how many, and when the last one came.
+async fn count_ticks(mut body: hyper::body::Incoming, n: usize) -> (usize, Instant) {
+    let mut seen = 0usize;
+    let mut buf = Vec::new();
+    let mut last = Instant::now();
+    while seen < n {
+        let frame = match tokio::time::timeout(Duration::from_secs(10), body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                eprintln!("events-bench: the stream failed after {seen} events: {e:?}");
+                break;
+            }
+            Ok(None) => {
+                eprintln!("events-bench: the stream ended after {seen} events");
+                break;
+            }
+            Err(_) => {
+                eprintln!("events-bench: nothing for 10s after {seen} events");
+                break;
+            }
+        };
+        if let Ok(data) = frame.into_data() {
+            buf.extend_from_slice(&data);
+            seen += buf.windows(10).filter(|w| w == b"bench.tick").count();
+            // Keep the tail that may hold a split marker.
+            let keep = buf.len().saturating_sub(9);
+            buf.drain(..keep);
+            last = Instant::now();
+        }
+    }
+    (seen, last)
 }
