@@ -407,6 +407,18 @@ async fn broker_down_answers_503_with_retry_after_then_202_again() {
     let (status, h, _) = s.call("GET", "/events", "alice", &[], "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&h, "retry-after"), "2");
+    // A job read (its bucket already opened before the outage) is refused at once too, not
+    // after the handler's 2s timeout.
+    let job_path = format!("/jobs/{}", first["job_id"].as_str().unwrap_or(""));
+    let asked = std::time::Instant::now();
+    let (status, h, v) = s.call("GET", &job_path, "alice", &[], "").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(header(&h, "retry-after"), "2");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        asked.elapsed()
+    );
     // Readiness was about the start: the other routes keep serving meanwhile.
     assert!(s.gw.is_ready());
 

@@ -151,11 +151,12 @@ impl Broker {
     }
 
     /// The handle of key-value bucket `name`, opened once.
+    /// Not connected: the 503 at once, not after the caller's timeout.
     pub async fn bucket(&self, name: &str) -> Result<kv::Store, ProxyError> {
+        let js = self.jetstream()?;
         if let Some(store) = self.lock_buckets().get(name) {
             return Ok(store.clone());
         }
-        let js = self.jetstream()?;
         let store = js
             .get_key_value(name)
             .await
