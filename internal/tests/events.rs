@@ -33,10 +33,16 @@ const GATEWAY_PERMISSIONS: &str = r#"publish: { allow: ["orders.requests", "$JS.
 const WORKER_PERMISSIONS: &str = r#"publish: { allow: ["$JS.API.>", "$JS.ACK.>", "$KV.JOBS.>", "orders.events.>"], deny: ["orders.requests"] }, subscribe: { allow: ["_INBOX.>"] }"#;
 
 struct Setup {
-    pki: TestPki,
     dir: TempDir,
     nats: NatsServer,
     gw: Running,
+    edge: Edge,
+}
+
+/// Requests to the gateway's mesh listener as the edge (mTLS with its identity), on behalf of
+/// a subject.
+struct Edge {
+    pki: TestPki,
     mesh: SocketAddr,
 }
 
@@ -145,15 +151,14 @@ async fn setup() -> Option<Setup> {
     }
     let mesh = gw.addr("mesh").await.expect("mesh listener");
     Some(Setup {
-        pki,
         dir,
         nats,
         gw,
-        mesh,
+        edge: Edge { pki, mesh },
     })
 }
 
-impl Setup {
+impl Edge {
     /// One request as the edge, on behalf of `subject`.
     async fn send(
         &self,
@@ -201,7 +206,9 @@ impl Setup {
         let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
         (parts.status, parts.headers, v)
     }
+}
 
+impl Setup {
     async fn worker(&self) -> jetstream::Context {
         let tls = gatehouse_common::tls::client_config(Some(&self.dir.path().join("ca.pem")), None)
             .expect("client TLS");
@@ -230,7 +237,10 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
         ("traceparent", traceparent.as_str()),
         ("x-request-id", "req-async-1"),
     ];
-    let (status, h, v) = s.call("POST", "/async/orders", "alice", &key, order).await;
+    let (status, h, v) = s
+        .edge
+        .call("POST", "/async/orders", "alice", &key, order)
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v}");
     let job = v["job_id"].as_str().expect("job id").to_owned();
     assert_eq!(v, json!({"job_id": job, "status": "accepted"}));
@@ -265,6 +275,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
 
     // The same key again: the same job, and the stream still holds one message.
     let (status, h2, v2) = s
+        .edge
         .call("POST", "/async/orders", "alice", &key[..1], order)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{v2}");
@@ -274,13 +285,17 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
     assert_eq!(stream.info().await.expect("info").state.messages, 1);
     // Another caller's same key is another job.
     let (status, _, v3) = s
+        .edge
         .call("POST", "/async/orders", "bob", &key[..1], order)
         .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_ne!(v3["job_id"], job);
 
     // Refusals: no key, not JSON, a body too large for the route is refused before publishing.
-    let (status, h, v) = s.call("POST", "/async/orders", "alice", &[], order).await;
+    let (status, h, v) = s
+        .edge
+        .call("POST", "/async/orders", "alice", &[], order)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     assert_eq!(header(&h, "content-type"), "application/problem+json");
     assert!(
@@ -291,6 +306,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
         "{v}"
     );
     let (status, _, v) = s
+        .edge
         .call(
             "POST",
             "/async/orders",
@@ -301,15 +317,21 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     // Optional key, any body: a new job each time.
-    let (_, _, a) = s.call("POST", "/async/optional", "alice", &[], "one").await;
-    let (_, _, b) = s.call("POST", "/async/optional", "alice", &[], "one").await;
+    let (_, _, a) = s
+        .edge
+        .call("POST", "/async/optional", "alice", &[], "one")
+        .await;
+    let (_, _, b) = s
+        .edge
+        .call("POST", "/async/optional", "alice", &[], "one")
+        .await;
     assert_ne!(a["job_id"], b["job_id"], "{a} {b}");
     let mut stream = js.get_stream("ORDER_REQUESTS").await.expect("stream");
     assert_eq!(stream.info().await.expect("info").state.messages, 4);
 
     // The job's state: its owner sees it, anyone else gets the same 404 as for no job.
     let path = format!("/jobs/{job}");
-    let (status, h, v) = s.call("GET", &path, "alice", &[], "").await;
+    let (status, h, v) = s.edge.call("GET", &path, "alice", &[], "").await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(
         v,
@@ -321,7 +343,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
         ("alice", "/jobs/0123456789abcdef0123456789abcdef"),
         ("alice", "/jobs/nope"),
     ] {
-        let (status, h, v) = s.call("GET", p, who, &[], "").await;
+        let (status, h, v) = s.edge.call("GET", p, who, &[], "").await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{who} {p}: {v}");
         assert_eq!(header(&h, "content-type"), "application/problem+json");
     }
@@ -329,7 +351,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
     let kv = js.get_key_value("JOBS").await.expect("bucket");
     let done = json!({"job_id": job, "status": "completed", "owner": "alice", "result": {"orderId": "o-1", "totalCents": 1998}, "error": null});
     kv.put(&job, done.to_string().into()).await.expect("put");
-    let (status, _, v) = s.call("GET", &path, "alice", &[], "").await;
+    let (status, _, v) = s.edge.call("GET", &path, "alice", &[], "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         v,
@@ -337,6 +359,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
     );
     // A repeat after completion answers the job's state.
     let (_, _, v) = s
+        .edge
         .call("POST", "/async/orders", "alice", &key[..1], order)
         .await;
     assert_eq!(v, json!({"job_id": job, "status": "completed"}));
@@ -351,7 +374,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
         "the worker published a request"
     );
 
-    let metrics = reqwest_metrics(&s.gw).await;
+    let metrics = metrics_text(&s.gw).await;
     for line in [
         r#"gatehouse_event_publishes_total{route="async",outcome="stored"} 2"#,
         r#"gatehouse_event_publishes_total{route="async",outcome="duplicate"} 2"#,
@@ -361,7 +384,7 @@ async fn publish_answers_202_after_the_ack_and_a_repeat_names_the_same_job() {
     }
 }
 
-async fn reqwest_metrics(gw: &Running) -> String {
+async fn metrics_text(gw: &Running) -> String {
     // The connection gauge is polled every second.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, _, body) = gatehouse_tests::Client::http1()
@@ -375,6 +398,7 @@ async fn broker_down_answers_503_with_retry_after_then_202_again() {
     let Some(mut s) = setup().await else { return };
     let order = r#"{"productId":"p-1","quantity":1}"#;
     let (status, _, first) = s
+        .edge
         .call(
             "POST",
             "/async/orders",
@@ -388,6 +412,7 @@ async fn broker_down_answers_503_with_retry_after_then_202_again() {
     s.nats.stop().await;
     for key in ["down-1", "down-2"] {
         let (status, h, v) = s
+            .edge
             .call(
                 "POST",
                 "/async/orders",
@@ -404,14 +429,14 @@ async fn broker_down_answers_503_with_retry_after_then_202_again() {
             "{v}"
         );
     }
-    let (status, h, _) = s.call("GET", "/events", "alice", &[], "").await;
+    let (status, h, _) = s.edge.call("GET", "/events", "alice", &[], "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(header(&h, "retry-after"), "2");
     // A job read (its bucket already opened before the outage) is refused at once too, not
     // after the handler's 2s timeout.
     let job_path = format!("/jobs/{}", first["job_id"].as_str().unwrap_or(""));
     let asked = std::time::Instant::now();
-    let (status, h, v) = s.call("GET", &job_path, "alice", &[], "").await;
+    let (status, h, v) = s.edge.call("GET", &job_path, "alice", &[], "").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(header(&h, "retry-after"), "2");
     assert!(
@@ -426,6 +451,7 @@ async fn broker_down_answers_503_with_retry_after_then_202_again() {
     let mut answered = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..100 {
         let (status, _, _) = s
+            .edge
             .call(
                 "POST",
                 "/async/orders",
@@ -447,6 +473,7 @@ async fn broker_down_answers_503_with_retry_after_then_202_again() {
     );
     // What was stored before the restart is still there.
     let (status, _, v) = s
+        .edge
         .call(
             "GET",
             &format!("/jobs/{}", first["job_id"].as_str().unwrap_or("")),
@@ -502,7 +529,7 @@ async fn events_stream_as_sse_to_their_owner_and_resume_after_the_last_id() {
                 .sequence
         }
     };
-    let res = s.send("GET", "/events", "alice", &[], "").await;
+    let res = s.edge.send("GET", "/events", "alice", &[], "").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(res.headers(), "content-type"), "text/event-stream");
     let mut body = res.into_body();
@@ -544,6 +571,7 @@ async fn events_stream_as_sse_to_their_owner_and_resume_after_the_last_id() {
     // Resume after the first: the second of alice's comes again, nothing before it.
     let last = s1.to_string();
     let res = s
+        .edge
         .send("GET", "/events", "alice", &[("last-event-id", &last)], "")
         .await;
     let mut body = res.into_body();
@@ -556,6 +584,7 @@ async fn events_stream_as_sse_to_their_owner_and_resume_after_the_last_id() {
         )]
     );
     let (status, _, v) = s
+        .edge
         .call("GET", "/events", "alice", &[("last-event-id", "x")], "")
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
@@ -584,8 +613,16 @@ async fn without_a_broker_event_routes_answer_503() {
     let loaded = config::parse::<ProxySettings>("internal.yaml", &yaml).expect("config");
     let gw = gatehouse_internal::run(loaded, None).await.expect("starts");
     let mesh = gw.addr("mesh").await.expect("mesh");
-    let s = NoBroker { pki, mesh };
-    let (status, h, v) = s.post().await;
+    let edge = Edge { pki, mesh };
+    let (status, h, v) = edge
+        .call(
+            "POST",
+            "/async/orders",
+            "alice",
+            &[("idempotency-key", "k")],
+            "{}",
+        )
+        .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert_eq!(header(&h, "retry-after"), "2");
     assert!(
@@ -597,37 +634,6 @@ async fn without_a_broker_event_routes_answer_503() {
     );
     // Readiness does not wait for a broker that is not configured.
     assert!(gw.is_ready());
-}
-
-struct NoBroker {
-    pki: TestPki,
-    mesh: SocketAddr,
-}
-
-impl NoBroker {
-    async fn post(&self) -> (StatusCode, HeaderMap, Value) {
-        let edge = self.pki.workload(Kind::Gateway, "edge");
-        let mut conn = open(
-            self.mesh,
-            mesh_client(&self.pki, INTERNAL, Some(&edge), &rustls::version::TLS13),
-            "localhost",
-        )
-        .await
-        .expect("mTLS");
-        let req = Request::post("/async/orders")
-            .header("host", "localhost")
-            .header("idempotency-key", "k")
-            .body(full("{}"))
-            .expect("request");
-        let res = conn.sender.send_request(req).await.expect("response");
-        let (parts, body) = res.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        (
-            parts.status,
-            parts.headers,
-            serde_json::from_slice(&body).unwrap_or(Value::Null),
-        )
-    }
 }
 
 /// A bad `internal.events` or handler argument is refused by `validate` (exit 64) at its key.
