@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
@@ -201,7 +202,7 @@ fn serve(
             return ExitCode::FAILURE;
         }
     };
-    rt.block_on(async move {
+    let code = rt.block_on(async move {
         let running = match crate::runtime::run_with(binary, loaded, Some(path.clone()), ext).await
         {
             Ok(r) => r,
@@ -222,5 +223,8 @@ fn serve(
         crate::lifecycle::watch_config(running.clone(), path);
         running.wait().await;
         ExitCode::SUCCESS
-    })
+    });
+    // The log lines of the shutdown are still queued (see `telemetry::writer`).
+    telemetry::writer::flush(Duration::from_secs(2));
+    code
 }

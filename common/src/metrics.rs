@@ -38,6 +38,10 @@ fn latency_histogram() -> Histogram {
 /// The metric families of a binary.
 pub struct Metrics {
     registry: Registry,
+    /// Idle HTTP/1 connections parked now (see `server::h1`).
+    pub parked_connections: Gauge,
+    /// Mirrors [`crate::telemetry::writer::dropped_lines`], updated when rendered.
+    log_lines_dropped: Counter,
     pub requests: Family<RequestLabels, Counter>,
     pub request_duration: Family<RequestLabels, Histogram, fn() -> Histogram>,
     pub upstream_connect_errors: Family<ServiceLabels, Counter>,
@@ -399,10 +403,24 @@ impl Metrics {
             "Time a part of a composite answer took, by route, part and status class",
             part_duration.clone(),
         );
+        let parked_connections = Gauge::default();
+        registry.register(
+            "parked_connections",
+            "Idle HTTP/1 connections holding only their socket (hyper's buffers released)",
+            parked_connections.clone(),
+        );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because stderr could not keep up (the log queue was full)",
+            log_lines_dropped.clone(),
+        );
         let upstream = UpstreamMetrics::default();
         upstream.register(&mut registry);
         let events = EventMetrics::new(&mut registry);
         Metrics {
+            parked_connections,
+            log_lines_dropped,
             events,
             peer_requests,
             child_requests,
@@ -440,6 +458,12 @@ impl Metrics {
 
     /// The registry in Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
+        // The writer counts drops process-wide; the counter catches up at each scrape.
+        let dropped = crate::telemetry::writer::dropped_lines();
+        let seen = self.log_lines_dropped.get();
+        if dropped > seen {
+            self.log_lines_dropped.inc_by(dropped - seen);
+        }
         let mut out = String::with_capacity(4096);
         if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
             out.clear();

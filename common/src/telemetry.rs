@@ -1,9 +1,12 @@
 //! Logging set-up (`tracing`, JSON or pretty) and the per-request access-log event.
 
+pub mod writer;
+
 use std::time::Duration;
 
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::ctx::RequestCtx;
 
@@ -22,10 +25,16 @@ pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Lines are written by a thread of their own (see `writer`); stderr straight from the
+    // worker only if that thread cannot start.
+    let writer = match writer::QueueWriter::start() {
+        Ok(q) => BoxMakeWriter::new(q),
+        Err(_) => BoxMakeWriter::new(std::io::stderr),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
