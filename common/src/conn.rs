@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the pipeline knows about a downstream connection.
@@ -33,9 +33,21 @@ pub struct ConnActivity {
     /// no head is pending.
     head_since: AtomicU64,
     /// HTTP/2 (preface seen): heads arrive in frames, hyper and h2 bound them; no header timer.
-    h2: std::sync::atomic::AtomicBool,
-    first_read: std::sync::atomic::AtomicBool,
+    h2: AtomicBool,
+    /// HTTP/1 request bodies hyper is still reading (see [`crate::server`]'s parking).
+    open_bodies: AtomicUsize,
+    /// A request body was dropped before its end: hyper may still be draining it, so the
+    /// connection is never parked again.
+    unparkable: AtomicBool,
+    /// What the socket answered during the last poll of the HTTP/1 connection
+    /// ([`IO_READ_PENDING`], [`IO_WRITE_PENDING`]).
+    io: AtomicU8,
 }
+
+/// The last poll of the connection ended waiting for the client to send.
+pub(crate) const IO_READ_PENDING: u8 = 1;
+/// The last poll of the connection left bytes unwritten (the client reads slowly).
+pub(crate) const IO_WRITE_PENDING: u8 = 2;
 
 impl Default for ConnActivity {
     fn default() -> Self {
@@ -45,8 +57,10 @@ impl Default for ConnActivity {
             active: AtomicUsize::new(0),
             // A new connection owes us a request head: a silent client is cut at the timeout.
             head_since: AtomicU64::new(1),
-            h2: std::sync::atomic::AtomicBool::new(false),
-            first_read: std::sync::atomic::AtomicBool::new(false),
+            h2: AtomicBool::new(false),
+            open_bodies: AtomicUsize::new(0),
+            unparkable: AtomicBool::new(false),
+            io: AtomicU8::new(0),
         }
     }
 }
@@ -58,17 +72,59 @@ impl ConnActivity {
         self.touch();
     }
 
-    /// Called with each chunk read from the client.
-    pub(crate) fn bytes_read(&self, chunk: &[u8]) {
-        if !self.first_read.swap(true, Ordering::Relaxed) && chunk.starts_with(b"PRI * HTTP/2.0") {
-            self.h2.store(true, Ordering::Relaxed);
+    /// Called when bytes were read from the client. While a request is in flight the idle
+    /// clock is stopped anyway, so only reads between requests read the clock.
+    pub(crate) fn bytes_read(&self) {
+        if self.active.load(Ordering::Relaxed) > 0 {
+            return;
         }
-        if self.active.load(Ordering::Relaxed) == 0 && self.head_since.load(Ordering::Relaxed) == 0
-        {
-            let ms = self.origin.elapsed().as_millis() as u64;
+        let ms = self.origin.elapsed().as_millis() as u64;
+        if self.head_since.load(Ordering::Relaxed) == 0 {
             self.head_since.store(ms + 1, Ordering::Relaxed);
         }
-        self.touch();
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// The connection speaks HTTP/2: no header-read timer (h2 bounds its frames).
+    pub(crate) fn set_h2(&self) {
+        self.h2.store(true, Ordering::Relaxed);
+    }
+
+    /// An HTTP/1 request body hyper has not finished reading.
+    pub(crate) fn body_opened(&self) {
+        self.open_bodies.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// That body ended (`complete`), or was dropped before its end.
+    pub(crate) fn body_closed(&self, complete: bool) {
+        if !complete {
+            self.unparkable.store(true, Ordering::Relaxed);
+        }
+        self.open_bodies.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Records what the socket answered, for [`ConnActivity::parkable`].
+    pub(crate) fn io_pending(&self, flag: u8) {
+        let now = self.io.load(Ordering::Relaxed);
+        if now & flag == 0 {
+            self.io.store(now | flag, Ordering::Relaxed);
+        }
+    }
+
+    /// Forgets what the socket answered: called before each poll of the connection.
+    pub(crate) fn clear_io(&self) {
+        self.io.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether an HTTP/1 connection holds nothing but the socket: no request in flight or
+    /// arriving, no request body being read, and its last poll ended waiting for the client
+    /// with every byte written. hyper's state can then be dropped and rebuilt later.
+    pub(crate) fn parkable(&self) -> bool {
+        self.active.load(Ordering::Relaxed) == 0
+            && self.open_bodies.load(Ordering::Relaxed) == 0
+            && self.head_since.load(Ordering::Relaxed) == 0
+            && !self.unparkable.load(Ordering::Relaxed)
+            && self.io.load(Ordering::Relaxed) == IO_READ_PENDING
     }
 
     /// How long an HTTP/1 request head has been arriving without completing, if one is.

@@ -9,8 +9,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http::Request;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -18,17 +20,33 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
-use crate::conn::{ConnActivity, ConnInfo};
+use crate::conn::{ConnActivity, ConnInfo, IO_READ_PENDING, IO_WRITE_PENDING};
 use crate::metrics::ListenerLabels;
 use crate::plan::Limits;
 use crate::proxy::Shared;
 
+mod h1;
+mod sniff;
+
 pin_project! {
-    /// IO wrapper that marks the connection active whenever bytes move.
+    /// IO wrapper that tells the connection's activity clock when bytes arrive and the parking
+    /// logic when the socket is not ready, and replays bytes read ahead (the protocol sniff's,
+    /// or hyper's unparsed input when a connection was parked).
     struct ActivityIo<T> {
         #[pin]
         inner: T,
         conn: Arc<ConnInfo>,
+        replay: Bytes,
+    }
+}
+
+impl<T> ActivityIo<T> {
+    fn new(inner: T, conn: Arc<ConnInfo>) -> Self {
+        ActivityIo {
+            inner,
+            conn,
+            replay: Bytes::new(),
+        }
     }
 }
 
@@ -39,13 +57,28 @@ impl<T: AsyncRead> AsyncRead for ActivityIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.project();
+        if !this.replay.is_empty() {
+            let n = this.replay.len().min(buf.remaining());
+            buf.put_slice(&this.replay.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let res = this.inner.poll_read(cx, buf);
-        if buf.filled().len() > before {
-            this.conn.activity.bytes_read(&buf.filled()[before..]);
+        match res {
+            Poll::Pending => this.conn.activity.io_pending(IO_READ_PENDING),
+            Poll::Ready(Ok(())) if buf.filled().len() > before => this.conn.activity.bytes_read(),
+            Poll::Ready(_) => {}
         }
         res
     }
+}
+
+/// Marks a pending write for the parking logic: bytes may still sit in hyper's buffer.
+fn write_pending<R>(conn: &ConnInfo, res: Poll<R>) -> Poll<R> {
+    if res.is_pending() {
+        conn.activity.io_pending(IO_WRITE_PENDING);
+    }
+    res
 }
 
 impl<T: AsyncWrite> AsyncWrite for ActivityIo<T> {
@@ -55,11 +88,7 @@ impl<T: AsyncWrite> AsyncWrite for ActivityIo<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
-        let res = this.inner.poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.conn.activity.touch();
-        }
-        res
+        write_pending(this.conn, this.inner.poll_write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -68,11 +97,7 @@ impl<T: AsyncWrite> AsyncWrite for ActivityIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.project();
-        let res = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            this.conn.activity.touch();
-        }
-        res
+        write_pending(this.conn, this.inner.poll_write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -80,11 +105,33 @@ impl<T: AsyncWrite> AsyncWrite for ActivityIo<T> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.project().inner.poll_flush(cx)
+        let this = self.project();
+        write_pending(this.conn, this.inner.poll_flush(cx))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// A downstream stream whose socket can be waited on without reading: what a parked HTTP/1
+/// connection waits on (see [`h1`]).
+pub trait ReadReady {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
+}
+
+impl ReadReady for TcpStream {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        TcpStream::poll_read_ready(self, cx)
+    }
+}
+
+/// rustls decrypts every whole record a read brings, and hyper reads until the socket would
+/// block, so once hyper waits, nothing is left inside the TLS session: the socket says when
+/// more arrives.
+impl ReadReady for tokio_rustls::server::TlsStream<TcpStream> {
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_ref().0.poll_read_ready(cx)
     }
 }
 
@@ -220,43 +267,62 @@ pub async fn serve_http<I>(
     limits: Limits,
     drain: CancellationToken,
 ) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    I: AsyncRead + AsyncWrite + ReadReady + Unpin + Send + 'static,
 {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    // hyper answers 431 itself past its buffer; keep that well above our own limit so clients
-    // get our problem+json 431 in all but absurd cases.
-    let h1_buf = (limits.max_header_bytes * 2).max(16 * 1024);
+    let mut io = ActivityIo::new(io, conn.clone());
+    let Some(proto) = sniff::protocol(&mut io, limits, &drain).await else {
+        return;
+    };
+    let shared_metrics = shared.metrics.clone();
+    let svc_conn = conn.clone();
+    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let shared = shared.clone();
+        let conn = svc_conn.clone();
+        // HTTP/1 bodies are tracked so the connection is parked only between messages.
+        let track = (req.version() < http::Version::HTTP_2).then(|| conn.clone());
+        let req = req.map(|body| h1::ExchangeBody::new(body, track));
+        async move { Ok::<_, Infallible>(crate::proxy::handle(shared, conn, req).await) }
+    });
+    match proto {
+        sniff::Protocol::Http1 => {
+            let parked = shared_metrics.parked_connections.clone();
+            h1::serve(io, conn, svc, limits, drain, parked).await
+        }
+        sniff::Protocol::Http2 => {
+            conn.activity.set_h2();
+            serve_h2(io, conn, svc, limits, drain).await
+        }
+    }
+}
+
+/// HTTP/2: one hyper connection for the connection's whole life (its HPACK tables and stream
+/// state cannot be dropped between requests, unlike HTTP/1's).
+async fn serve_h2<I, S>(
+    io: ActivityIo<I>,
+    conn: Arc<ConnInfo>,
+    svc: S,
+    limits: Limits,
+    drain: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<Incoming> + Send + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as http_body::Body>::Data: Send,
+    <S::ResBody as http_body::Body>::Error: Into<crate::BoxError>,
+    S::Error: Into<crate::BoxError>,
+{
+    let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        // Our own header-read timer (see `ConnActivity`) replaces hyper's.
-        .header_read_timeout(None)
-        .max_buf_size(h1_buf)
-        .max_headers(512)
-        .keep_alive(true);
-    builder
-        .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(limits.max_concurrent_streams)
         .max_header_list_size(u32::try_from(limits.max_header_bytes * 2).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
-    let svc_conn = conn.clone();
-    let svc = hyper::service::service_fn(move |req| {
-        let shared = shared.clone();
-        let conn = svc_conn.clone();
-        async move { Ok::<_, Infallible>(crate::proxy::handle(shared, conn, req).await) }
-    });
-    let io = TokioIo::new(ActivityIo {
-        inner: io,
-        conn: conn.clone(),
-    });
-    let served = builder.serve_connection(io, svc);
+    let served = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(served);
     let idle_timeout = limits.idle_timeout;
-    let header_timeout = limits.header_read_timeout;
-    let check_every = (idle_timeout.min(header_timeout) / 4).max(Duration::from_millis(10));
-    let mut idle_check = tokio::time::interval(check_every);
+    let mut idle_check = tokio::time::interval(check_period(limits));
     idle_check.tick().await;
     let mut closing = false;
     loop {
@@ -272,11 +338,6 @@ pub async fn serve_http<I>(
                 served.as_mut().graceful_shutdown();
             }
             _ = idle_check.tick() => {
-                if conn.activity.head_pending_for().is_some_and(|t| t >= header_timeout) {
-                    // Slowloris: drop the connection; there is no request to answer.
-                    tracing::debug!("request head not complete within the header-read timeout");
-                    break;
-                }
                 if !closing && conn.activity.idle_for() >= idle_timeout {
                     tracing::debug!("closing idle connection");
                     closing = true;
@@ -285,4 +346,10 @@ pub async fn serve_http<I>(
             }
         }
     }
+}
+
+/// How often a busy connection checks its idle and header-read timeouts.
+fn check_period(limits: Limits) -> Duration {
+    (limits.idle_timeout.min(limits.header_read_timeout) / 4)
+        .clamp(Duration::from_millis(10), Duration::from_millis(500))
 }

@@ -478,3 +478,44 @@ async fn rotated_client_ca_applies_to_new_handshakes() {
         .await;
     assert_eq!(event.get("reason").map(String::as_str), Some("unknown_ca"));
 }
+
+/// An idle TLS connection is parked between requests (hyper's state dropped, the socket and
+/// the TLS session kept) and serves the next request after the pause.
+#[tokio::test]
+async fn a_parked_tls_connection_serves_the_next_request() {
+    let pki = TestPki::new("gatehouse.local");
+    let dir = TempDir::new("tls-park");
+    let backend = Backend::new().route("/", "hello").run().await;
+    let (cert, key) = pki.server(&["localhost"]).write_to(dir.path(), "server");
+    let proxy = start(&format!(
+        "listeners: [{{name: main, address: 127.0.0.1:0, tls: {{cert: {}, key: {}}}}}]\n\
+         admin: {{address: 127.0.0.1:0}}\n\
+         routes: [{{name: all, service: app}}]\n\
+         services: {{app: {{endpoints: [\"{}\"]}}}}\n",
+        cert.display(),
+        key.display(),
+        backend.addr
+    ))
+    .await;
+    let addr = proxy.addr("main").await.expect("listener");
+    let parked = || async {
+        let (_, _, body) = gatehouse_tests::Client::http1()
+            .get(&format!("http://{}/metrics", proxy.admin_addr))
+            .await;
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("gatehouse_parked_connections "))
+            .map(|v| v.trim().to_owned())
+    };
+    let mut conn = open(addr, web_client(&pki), "localhost")
+        .await
+        .expect("handshake");
+    for round in 0..3 {
+        assert_eq!(conn.get("/").await, Ok(StatusCode::OK), "round {round}");
+        tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+        assert_eq!(parked().await.as_deref(), Some("1"), "round {round}");
+    }
+    assert_eq!(conn.get("/").await, Ok(StatusCode::OK));
+    assert_eq!(parked().await.as_deref(), Some("0"));
+    assert_eq!(backend.count(), 4);
+}
