@@ -16,7 +16,7 @@ import tempfile
 from . import profile, report, scenarios, system
 from .targets import LOAD_CPU, REPO, TARGETS, Lab, PROXY_CPU
 
-ALL = ["h1", "h2c", "tls", "h2tls", "handshake", "rate", "idle"]
+ALL = ["h1", "h2c", "tls", "h2tls", "handshake", "rate", "idle", "idle-tls", "idle-h2"]
 
 
 def parse_args(argv):
@@ -32,7 +32,8 @@ def parse_args(argv):
     p.add_argument("--h2-streams", type=int, default=10, help="h2load streams each (10)")
     p.add_argument("--rate", type=int, default=2000, help="fixed-rate scenario, req/s (2000)")
     p.add_argument("--rate-clients", type=int, default=10, help="fixed-rate connections (10)")
-    p.add_argument("--idle-conns", type=int, default=10000, help="idle connections (10000)")
+    p.add_argument("--idle-conns", type=int, default=10000,
+                   help="connections held in each idle scenario (10000)")
     p.add_argument("--idle-hold", type=int, default=5, help="seconds they are held (5)")
     p.add_argument("--bin-dir", default=os.path.join(REPO, "target", "release"))
     p.add_argument("--out", default=None, help="output directory (bench/out/<time>)")
@@ -114,7 +115,7 @@ def one_run(index, opts, chosen, targets_wanted, workdir, bin_dir, notes):
         order = order[shift:] + order[:shift]  # rotate so no target is always first
         run["order"] = order
         for sc in chosen:
-            if sc.key == "idle":
+            if sc.key in scenarios.IDLE:
                 continue
             for name in order:
                 cell = scenarios.measure(sc, targets[name], targets, lab, opts)
@@ -127,21 +128,35 @@ def one_run(index, opts, chosen, targets_wanted, workdir, bin_dir, notes):
                     f"upstream conns {cell['backend_connections']}"), flush=True)
         for name, t in targets.items():
             run["rss_after_load"][name] = system.rss_kib(t.pids()) / 1024
-        if any(sc.key == "idle" for sc in chosen):
+        idle_keys = [sc.key for sc in chosen if sc.key in scenarios.IDLE]
+        for i, key in enumerate(idle_keys):  # after the load scenarios
+            start = {}
+            if i:
+                # The targets keep the memory the previous idle scenario's connections had (nginx,
+                # for one, does) and the next connections would reuse it: every idle scenario
+                # after the first is measured on freshly started targets.
+                lab.stop()
+                lab = Lab(os.path.join(workdir, f"run{index}-{key}"), bin_dir)
+                lab.make_certs()
+                targets = {k: v for k, v in lab.start().items() if k in targets_wanted}
+                start = {name: system.rss_kib(t.pids()) / 1024 for name, t in targets.items()}
             for name in order:
-                cell = scenarios.measure_idle(targets[name], opts)
-                run["cells"].setdefault("idle", {})[name] = cell
-                print(f"run {index} idle      {name:18} " + (
+                cell = scenarios.measure_idle(key, targets[name], lab, opts)
+                if start:
+                    cell.update(fresh_start=True, rss_start_mib=start[name])
+                run["cells"].setdefault(key, {})[name] = cell
+                print(f"run {index} {key:9} {name:18} " + (
                     cell.get("absent") or f"{cell['rss_mib']:.1f} MiB, "
-                    f"{cell['kib_per_conn']:.2f} KiB/conn, errors {cell['errors']}"), flush=True)
+                    f"{cell['kib_per_conn']:.2f} KiB/conn, "
+                    f"{cell['rss_after_close_mib']:.1f} MiB after close, "
+                    f"errors {cell['errors']}"), flush=True)
     finally:
         lab.stop()
     return run
 
 
 def titles_of(opts, keys):
-    all_sc = {s.key: s for s in scenarios.scenarios(opts)}
-    all_sc["idle"] = scenarios.Scenario("idle", "idle", "plain", None)
+    all_sc = {s.key: s for s in scenarios.scenarios(opts) + scenarios.idle_scenarios(opts)}
     return [all_sc[k] for k in ALL if k in keys]
 
 
@@ -172,7 +187,7 @@ def main(argv):
     if "nginx" not in wanted:
         notes.append("nginx not measured: the `vs nginx` column is empty")
     limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if "idle" in keys and opts.idle_conns + 500 > limit:
+    if set(keys) & set(scenarios.IDLE) and opts.idle_conns + 500 > limit:
         sys.exit(f"--idle-conns {opts.idle_conns} needs an open-files limit above "
                  f"{opts.idle_conns + 500}; this process has {limit} (raise `ulimit -n`)")
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -185,6 +200,8 @@ def main(argv):
     for b in ("gatehouse-certs", "gatehouse-edge", "gatehouse-internal", "gatehouse-sidecar"):
         shutil.copy2(os.path.join(opts.bin_dir, b), bin_dir)
     chosen = titles_of(opts, keys)
+    if opts.profile and chosen[0].run is None:
+        sys.exit(f"--profile needs a load scenario first in --scenarios, not {chosen[0].key}")
     if opts.profile:
         try:
             profile.profile(opts, chosen[0], opts.profile, workdir, bin_dir, out_dir)

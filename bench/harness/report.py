@@ -3,6 +3,7 @@ and notes for absent cells, errors and runs disturbed by other processes."""
 
 import statistics
 
+from .scenarios import IDLE, idle_title
 from .targets import TARGETS
 
 NOISE_LIMIT = 5.0  # % of the proxy core used by others during a cell: above it, "disturbed"
@@ -81,22 +82,30 @@ def scenario_table(results, scenario):
     return lines, notes
 
 
-def idle_table(results, count):
+def idle_table(results, key, count):
     lines = [
         f"| target | RSS idle MiB | RSS after load MiB | RSS with {count:,} idle conns MiB "
-        "| PSS MiB | KiB/conn | errors | vs nginx |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| PSS MiB | KiB/conn | RSS after close MiB | errors | vs nginx |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    notes = []
-    nginx = _med(_vals(_cells(results, "idle", "nginx"), "rss_mib"))
+    notes, tls, restarted = [], [], False
+    nginx = _med(_vals(_cells(results, key, "nginx"), "rss_mib"))
     for target in TARGETS:
-        cells = _cells(results, "idle", target)
-        fresh = [r["rss_idle"][target] for r in results["runs"] if target in r.get("rss_idle", {})]
-        after = [r["rss_after_load"][target] for r in results["runs"]
-                 if target in r.get("rss_after_load", {})]
-        if not cells or any("absent" in c for c in cells):
+        cells = _cells(results, key, target)
+        if cells and all(c.get("fresh_start") for c in cells):
+            # Started afresh for this scenario (see one_run): no load ran before.
+            restarted = True
+            fresh, after = _vals(cells, "rss_start_mib"), []
+        else:
+            fresh = [r["rss_idle"][target] for r in results["runs"]
+                     if target in r.get("rss_idle", {})]
+            after = [r["rss_after_load"][target] for r in results["runs"]
+                     if target in r.get("rss_after_load", {})]
+        absent = [c["absent"] for c in cells if "absent" in c]
+        if absent or not cells:
+            reason = absent[0] if absent else "not run"
             lines.append(f"| {target} | {_fmt(fresh, 1)} | {_fmt(after, 1)} | — | — | — | — | "
-                         "not run |")
+                         f"— | {reason} |")
             continue
         rss = _vals(cells, "rss_mib")
         vs = f"{_med(rss) / nginx:.2f}×" if nginx and rss and target != "direct" else "—"
@@ -104,10 +113,20 @@ def idle_table(results, count):
         lines.append(
             f"| {target} | {_fmt(fresh, 1)} | {_fmt(after, 1)} | {_fmt(rss, 1)} | "
             f"{_fmt(_vals(cells, 'pss_mib'), 1)} | {_fmt(_vals(cells, 'kib_per_conn'), 2)} | "
-            f"{max(errors)} | {vs} |")
+            f"{_fmt(_vals(cells, 'rss_after_close_mib'), 1)} | {max(errors)} | {vs} |")
         if any(errors):
             notes.append(f"{target}: per run, connections refused or not answering after the "
                          f"hold: {[(c['open_errors'], c['lost_after_hold']) for c in cells]}")
+        if any(c.get("close_timeouts") for c in cells):
+            notes.append(f"{target}: per run, connections not closed within 15 s (then aborted): "
+                         f"{[c.get('close_timeouts', 0) for c in cells]}")
+        tls += sorted({f"{target} {c['tls']}" for c in cells if c.get("tls")})
+    if restarted:
+        notes.append("measured on targets started afresh after the idle scenario before it (whose "
+                     "connections' memory stays with the processes and would be reused): RSS idle "
+                     "is theirs at start, and no load ran before")
+    if tls:
+        notes.append("negotiated: " + "; ".join(tls))
     return lines, notes
 
 
@@ -133,9 +152,9 @@ def markdown(results, scenario_titles):
         "",
     ]
     for key, title in scenario_titles:
-        if key == "idle":
-            lines, notes = idle_table(results, meta["idle_conns"])
-            title = f"{meta['idle_conns']:,} idle HTTP/1.1 keep-alive connections (RSS)"
+        if key in IDLE:
+            lines, notes = idle_table(results, key, meta["idle_conns"])
+            title = idle_title(key, meta["idle_conns"])
         else:
             if not any(key in r["cells"] for r in results["runs"]):
                 continue

@@ -1,7 +1,9 @@
 """The scenarios, and how one cell (scenario x target x run) is measured: warm-up, then the
 target's CPU ticks, RSS and the proxy core's other load around one bounded load run."""
 
+import os
 import resource
+import ssl
 import time
 
 from . import idle, load, system
@@ -46,6 +48,23 @@ def scenarios(opts):
                  lambda url, d, o: load.h2load(url, d, o.rate_clients, 1, h1=True,
                                                rps=per_client, log_dir=o.workdir)),
     ]
+
+
+# The idle-memory scenarios: key -> (the target's listener, idle.py's client, what is held).
+IDLE = {
+    "idle": ("plain", "h1", "HTTP/1.1 keep-alive connections"),
+    "idle-tls": ("tls", "tls", "HTTP/1.1 keep-alive connections over TLS"),
+    "idle-h2": ("h2c", "h2", "HTTP/2 cleartext connections, prior knowledge"),
+}
+
+
+def idle_title(key, count):
+    return f"{count:,} idle {IDLE[key][2]} (RSS)"
+
+
+def idle_scenarios(opts):
+    return [Scenario(key, idle_title(key, opts.idle_conns), proto, None)
+            for key, (proto, _, _) in IDLE.items()]
 
 
 def own_core0_pids(targets):
@@ -115,24 +134,42 @@ def measure(scenario, target, targets, lab, opts):
     return res
 
 
-def measure_idle(target, opts):
-    """RSS of the target with opts.idle_conns idle keep-alive HTTP/1.1 connections held."""
-    port = target.ports.get("plain")
+def measure_idle(key, target, lab, opts):
+    """RSS of the target with opts.idle_conns idle connections of scenario `key` held, and
+    about 1 s after they were closed. TLS: Python's ssl with OpenSSL's defaults, verifying the
+    lab's CA, ALPN http/1.1, a full handshake per connection."""
+    proto, kind, _ = IDLE[key]
+    port = target.ports.get(proto)
     if port is None:
-        return {"absent": target.absent.get("plain", "not applicable")}
+        return {"absent": target.absent.get(proto, "not applicable")}
+    ssl_ctx = None
+    if kind == "tls":
+        ssl_ctx = ssl.create_default_context(cafile=os.path.join(lab.certs, "ca.pem"))
+        ssl_ctx.set_alpn_protocols(["http/1.1"])
+    # One connection first, used and closed, so that what a target sets up once, at its first
+    # connection of the kind, is not counted per connection (nginx: ~3 MiB at its first TLS
+    # handshake).
+    warm = idle.hold(port, 1, 0, lambda: None, lambda: None, kind=kind, ssl_ctx=ssl_ctx,
+                     settle=0.2)
     pids = target.pids()
     before = system.rss_kib(pids)
     out = idle.hold(port, opts.idle_conns, opts.idle_hold,
                     lambda: {"rss": system.rss_kib(target.pids()),
-                             "pss": system.pss_kib(target.pids())})
+                             "pss": system.pss_kib(target.pids())},
+                    lambda: system.rss_kib(target.pids()),
+                    kind=kind, ssl_ctx=ssl_ctx, overall=300.0 if kind == "tls" else 120.0)
     rss = out["measured"]["rss"]
     return {
         "rss_before_mib": before / 1024,
         "rss_mib": rss / 1024,
         "pss_mib": out["measured"]["pss"] / 1024,
         "kib_per_conn": (rss - before) / opts.idle_conns,
+        "rss_after_close_mib": out["after_close"] / 1024,
         "errors": out["open_errors"] + out["lost_after_hold"],
         "open_errors": out["open_errors"],
         "lost_after_hold": out["lost_after_hold"],
+        "close_timeouts": out["close_timeouts"],
         "open_seconds": out["open_seconds"],
+        "tls": out["tls"],
+        "warmup_errors": warm["open_errors"] + warm["lost_after_hold"],
     }
