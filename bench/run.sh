@@ -7,8 +7,9 @@
 #   bench/run.sh --help                         # every option
 #
 # Installs missing tools from Debian's packages (nginx-light, haproxy, wrk, nghttp2-client),
-# builds the release binaries (skip with BENCH_NO_BUILD=1), raises the open-files limit, then
-# runs bench/harness. Results: bench/out/<time>/report.md and results.json.
+# builds the release binaries and the h3 scenario's load generator (skip with BENCH_NO_BUILD=1),
+# raises the open-files limit, then runs bench/harness. Results: bench/out/<time>/report.md and
+# results.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -23,7 +24,7 @@ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v haproxy >/dev/null || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 command -v wrk >/dev/null || need+=(wrk)
 command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v taskset >/dev/null || need+=(util-linux)
+{ command -v taskset && command -v flock; } >/dev/null || need+=(util-linux)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
@@ -41,9 +42,11 @@ if [ "$(nproc --all)" -lt 2 ]; then
     exit 1
 fi
 
-# 3. The release binaries under test.
+# 3. The release binaries under test, and h3-load (bench/h3/client.rs), the HTTP/3 load
+#    generator (Debian's h2load has no --h3). One cargo at a time on this machine: the lock.
 if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
-    cargo build --release --bins
+    flock /tmp/gatehouse-cargo.lock cargo build --release --bins
+    flock /tmp/gatehouse-cargo.lock cargo build --release --example h3-load -p gatehouse-tests
 fi
 
 # 4. 10,000 idle connections need as many descriptors on each side: take the hard limit.

@@ -1,6 +1,8 @@
-"""Load generators: wrk (HTTP/1.1, plain and TLS) and h2load (h2c, fixed rate), run pinned to
-the load core and bounded in time; their output parsed into one result shape."""
+"""Load generators: wrk (HTTP/1.1, plain and TLS), h2load (h2c, fixed rate) and h3-load (HTTP/3,
+bench/h3/client.rs), run pinned to the load core and bounded in time; their output parsed into
+one result shape."""
 
+import json
 import os
 import re
 
@@ -74,6 +76,42 @@ def parse_h2load(out, rc):
     if m:
         errors += int(m.group(3)) + int(m.group(4))
     res["errors"] = errors
+    return res
+
+
+def h3load(binary, url, duration, clients, streams, ca, server_name, cpu=1):
+    """h3-load (bench/h3/client.rs): `clients` QUIC connections with `streams` GETs in flight
+    each, one thread; it prints one JSON line with its counts and p50/p99 (and bounds itself
+    at duration + 10 s)."""
+    argv = [binary, "--url", url, "--ca", ca, "--server-name", server_name,
+            "--connections", str(clients), "--streams", str(streams), "--duration", str(duration)]
+    out, rc = system.run_bounded(argv, duration + 30, cpu)
+    return parse_h3load(out, rc)
+
+
+def parse_h3load(out, rc):
+    """Its last JSON line. Errors: requests without a whole response (and failed connection
+    attempts), plus responses other than 1xx-3xx (h2load counts 4xx and 5xx), plus one if it
+    timed out or exited with an error."""
+    res = {"tool": "h3-load", "raw": out, "rc": rc}
+    found = None
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            try:
+                found = json.loads(line)
+                break
+            except ValueError:
+                continue
+    if found is None:
+        res.update(requests=0, rps=0.0, p50_ms=None, p99_ms=None, errors=1)
+        return res
+    res["requests"] = int(found.get("requests", 0))
+    res["rps"] = float(found.get("rps", 0.0))
+    res["p50_ms"], res["p99_ms"] = found.get("p50_ms"), found.get("p99_ms")
+    res["status"] = found.get("status", {})
+    bad_status = sum(n for code, n in res["status"].items() if not 100 <= int(code) < 400)
+    res["errors"] = int(found.get("errors", 0)) + bad_status + (
+        1 if rc != 0 or found.get("timed_out") else 0)
     return res
 
 

@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 
+from .scenarios import url_for
 from .targets import LOAD_CPU, Lab
 
 
@@ -19,16 +20,18 @@ def profile(opts, scenario, target_name, workdir, bin_dir, out_dir):
         port = target.ports.get(scenario.proto)
         if port is None:
             raise SystemExit(f"{target_name} has no listener for {scenario.key}")
-        scheme = "https" if scenario.proto == "tls" else "http"
-        url = f"{scheme}://127.0.0.1:{port}/"
-        scenario.run(url, opts.warmup or 1, opts)
+        missing = scenario.missing(opts) if scenario.missing else None
+        if missing:
+            raise SystemExit(f"{scenario.key}: {missing}")
+        url = url_for(scenario.proto, port)
+        scenario.run(url, opts.warmup or 1, opts, lab)
         data = os.path.join(out_dir, f"perf-{target_name}-{scenario.key}.data")
         pids = ",".join(str(p) for p in target.pids())
         rec = subprocess.Popen(
             ["taskset", "-c", str(LOAD_CPU), perf, "record", "-F", "999", "-g", "-o", data,
              "-p", pids, "--", "sleep", str(opts.duration)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        res = scenario.run(url, opts.duration, opts)
+        res = scenario.run(url, opts.duration, opts, lab)
         try:
             rec.wait(opts.duration + 30)
         except subprocess.TimeoutExpired:

@@ -38,6 +38,24 @@ def _cells(results, scenario, target):
             if run["cells"].get(scenario, {}).get(target) is not None]
 
 
+def _h3_vs_h2tls(results, target="gatehouse-edge"):
+    """The edge's CPU per request over HTTP/3 against HTTP/2 over TLS, from the runs that have
+    both cells (the same processes, the same run)."""
+    pairs = []
+    for run in results["runs"]:
+        h3 = run["cells"].get("h3", {}).get(target) or {}
+        h2 = run["cells"].get("h2tls", {}).get(target) or {}
+        if h3.get("cpu_us_per_req") and h2.get("cpu_us_per_req"):
+            pairs.append((h3["cpu_us_per_req"], h2["cpu_us_per_req"]))
+    if not pairs:
+        return []
+    return [f"{target}: HTTP/3 costs {_fmt([a / b for a, b in pairs], 2)}× the CPU per request "
+            f"of HTTP/2 over TLS in the same run{'s' if len(pairs) > 1 else ''} "
+            f"({_fmt([a for a, _ in pairs], 1)} vs {_fmt([b for _, b in pairs], 1)} µs/req, "
+            "h3 vs h2tls); the load generators differ (h3-load, h2load), so compare CPU, not "
+            "req/s or latency"]
+
+
 def scenario_table(results, scenario):
     lines = [
         "| target | req/s | CPU µs/req | p50 ms | p99 ms | RSS MiB | vs nginx |",
@@ -79,6 +97,8 @@ def scenario_table(results, scenario):
                 notes.append(f"{target} run {i + 1}: others used {c['noise_pct']:.0f}% of the "
                              f"proxy core, {c['load_noise_pct']:.0f}% of the load core "
                              f"(steal {c['steal_pct']:.0f}%)")
+    if scenario == "h3":
+        notes += _h3_vs_h2tls(results)
     return lines, notes
 
 

@@ -11,15 +11,22 @@ from .targets import LOAD_CPU, PROXY_CPU
 
 
 class Scenario:
-    def __init__(self, key, title, proto, run):
+    def __init__(self, key, title, proto, run, missing=None):
         self.key = key
         self.title = title
         self.proto = proto
-        self.run = run  # run(url, duration, opts) -> result dict
+        self.run = run  # run(url, duration, opts, lab) -> result dict
+        self.missing = missing  # missing(opts) -> why its load tool is not there, or None
 
 
-def _url(proto, port):
-    return f"{'https' if proto == 'tls' else 'http'}://127.0.0.1:{port}/"
+H3_BUILD = "cargo build --release --example h3-load -p gatehouse-tests"
+H3_MISSING = f"h3-load not built (`{H3_BUILD}`)"
+# The edge's certificate (gatehouse-certs init) names `edge` and `localhost` (and 127.0.0.1).
+H3_SERVER_NAME = "localhost"
+
+
+def url_for(proto, port):
+    return f"{'https' if proto in ('tls', 'h3') else 'http'}://127.0.0.1:{port}/"
 
 
 def scenarios(opts):
@@ -28,25 +35,31 @@ def scenarios(opts):
     rate = per_client * opts.rate_clients
     return [
         Scenario("h1", f"HTTP/1.1 keep-alive (`wrk -t1 -c{c}`)", "plain",
-                 lambda url, d, o: load.wrk(url, d, c)),
+                 lambda url, d, o, lab: load.wrk(url, d, c)),
         Scenario("h2c", f"HTTP/2 cleartext, prior knowledge (`h2load -t1 -c{opts.h2_clients} "
                         f"-m{opts.h2_streams}`)", "h2c",
-                 lambda url, d, o: load.h2load(url, d, o.h2_clients, o.h2_streams,
-                                               log_dir=o.workdir)),
+                 lambda url, d, o, lab: load.h2load(url, d, o.h2_clients, o.h2_streams,
+                                                    log_dir=o.workdir)),
         Scenario("tls", f"TLS 1.3 keep-alive, HTTP/1.1 (`wrk -t1 -c{c}` on https)", "tls",
-                 lambda url, d, o: load.wrk(url, d, c)),
+                 lambda url, d, o, lab: load.wrk(url, d, c)),
         Scenario("h2tls", f"HTTP/2 over TLS 1.3 (`h2load -t1 -c{opts.h2_clients} "
                           f"-m{opts.h2_streams}` on https, ALPN h2)", "tls",
-                 lambda url, d, o: load.h2load(url, d, o.h2_clients, o.h2_streams,
-                                               log_dir=o.workdir)),
+                 lambda url, d, o, lab: load.h2load(url, d, o.h2_clients, o.h2_streams,
+                                                    log_dir=o.workdir)),
+        Scenario("h3", f"HTTP/3 over QUIC (`h3-load --connections {opts.h2_clients} --streams "
+                       f"{opts.h2_streams}`, as h2tls: TLS 1.3, ALPN h3, one thread)", "h3",
+                 lambda url, d, o, lab: load.h3load(
+                     o.h3_load, url, d, o.h2_clients, o.h2_streams,
+                     os.path.join(lab.certs, "ca.pem"), H3_SERVER_NAME),
+                 missing=lambda o: None if getattr(o, "h3_load", None) else H3_MISSING),
         Scenario("handshake", f"full TLS 1.3 handshake per request (`wrk -t1 -c{c} "
                               "-H 'Connection: close'` on https, no resumption)", "tls",
-                 lambda url, d, o: load.wrk(url, d, c, headers=["Connection: close"])),
+                 lambda url, d, o, lab: load.wrk(url, d, c, headers=["Connection: close"])),
         Scenario("rate", f"fixed rate {rate} req/s, HTTP/1.1 (`h2load --h1 -t1 "
                          f"-c{opts.rate_clients} --rps {per_client}`): latency below saturation",
                  "plain",
-                 lambda url, d, o: load.h2load(url, d, o.rate_clients, 1, h1=True,
-                                               rps=per_client, log_dir=o.workdir)),
+                 lambda url, d, o, lab: load.h2load(url, d, o.rate_clients, 1, h1=True,
+                                                    rps=per_client, log_dir=o.workdir)),
     ]
 
 
@@ -98,13 +111,16 @@ def measure(scenario, target, targets, lab, opts):
     port = target.ports.get(scenario.proto)
     if port is None:
         return {"absent": target.absent.get(scenario.proto, "not applicable")}
-    url = _url(scenario.proto, port)
+    missing = scenario.missing(opts) if scenario.missing else None
+    if missing:
+        return {"absent": missing}
+    url = url_for(scenario.proto, port)
     if opts.warmup:
-        scenario.run(url, opts.warmup, opts)
+        scenario.run(url, opts.warmup, opts, lab)
     pids = target.pids()
     ours = own_core0_pids(targets)
     a = _snapshot(lab, target, pids, ours)
-    res = scenario.run(url, opts.duration, opts)
+    res = scenario.run(url, opts.duration, opts, lab)
     b = _snapshot(lab, target, pids, ours)
     tick_us = 1e6 / system.CLK_TCK
     wall = b["time"] - a["time"]

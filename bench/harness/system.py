@@ -152,16 +152,49 @@ def cpu_stat(cpu):
 
 
 def free_ports(n):
-    """n distinct free TCP ports on 127.0.0.1 (bound to port 0, then released)."""
+    """n distinct ports on 127.0.0.1 free over both TCP and UDP (the edge's TLS listener serves
+    QUIC on its port over UDP too): bound to TCP port 0, the same port tried over UDP, then all
+    released. A port whose UDP side is taken is kept bound meanwhile, so it is not picked again."""
     socks, ports = [], []
-    for _ in range(n):
+    while len(ports) < n:
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
         socks.append(s)
-        ports.append(s.getsockname()[1])
+        port = s.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            u.close()
+            continue
+        socks.append(u)
+        ports.append(port)
     for s in socks:
         s.close()
     return ports
+
+
+def udp_bound(port):
+    """Whether some socket is bound to UDP port `port` on IPv4 (read from /proc/net/udp)."""
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            return any(int(line.split()[1].split(":")[1], 16) == port for line in f)
+    except (OSError, StopIteration, IndexError, ValueError):
+        return False
+
+
+def wait_udp(port, proc, timeout=15.0):
+    """Wait until the process has bound UDP `port` (a QUIC endpoint); fail if it died or time
+    is up. Read-only: binding the port ourselves to test it could take it from the process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}; see its log")
+        if udp_bound(port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{proc.name}: UDP port {port} not bound after {timeout}s")
 
 
 def wait_port(port, proc, timeout=15.0):

@@ -27,6 +27,9 @@ TARGETS = [
     "gatehouse-sidecar",
 ]
 
+# Every port is free over TCP and UDP at start (system.free_ports). EDGE_TLS is used over both:
+# the edge serves HTTP/3 (QUIC) on the UDP port of every TLS listener, with no key of its own in
+# the config (docs/edge.md, edge/src/h3.rs); that is the `h3` scenario's port.
 PORT_NAMES = [
     "BACKEND_H1", "BACKEND_H2C", "BACKEND_TLS", "BACKEND_STATUS",
     "NGINX_H1", "NGINX_H2C", "NGINX_TLS",
@@ -40,8 +43,8 @@ PORT_NAMES = [
 class Target:
     """A row: the processes whose CPU and RSS are counted, and where each protocol is served.
 
-    `ports` maps `plain` (HTTP/1.1), `h2c` and `tls` to a port; a missing key is a scenario the
-    target does not take part in, with the reason in `absent`.
+    `ports` maps `plain` (HTTP/1.1), `h2c`, `tls` (TCP) and `h3` (UDP, QUIC) to a port; a
+    missing key is a scenario the target does not take part in, with the reason in `absent`.
     """
 
     def __init__(self, name, procs, ports, absent=None):
@@ -134,6 +137,7 @@ class Lab:
         edge = self._gatehouse(
             "gatehouse-edge", "gatehouse-edge", "gatehouse-edge.yaml",
             [p["EDGE_PLAIN"], p["EDGE_TLS"], p["EDGE_ADMIN"]])
+        system.wait_udp(p["EDGE_TLS"], edge)  # the TLS listener's QUIC endpoint
         side_in = self._gatehouse(
             "gatehouse-sidecar", "gatehouse-sidecar-in", "gatehouse-sidecar-in.yaml",
             [p["SIDECAR_IN"], p["SIDECAR_IN_ADMIN"]])
@@ -143,25 +147,39 @@ class Lab:
 
         no_tls = "no TLS listener: a plain proxy"
         pair_tls = "its TLS hop is between the two sidecars, measured in every scenario"
+        no_h3 = {
+            "direct": {"h3": "the backend is Debian's nginx 1.22: no HTTP/3 "
+                             "(built without http_v3_module)"},
+            "nginx": {"h3": "Debian's nginx 1.22 has no HTTP/3 (built without http_v3_module)"},
+            "haproxy": {"h3": "Debian's HAProxy 2.6 has no HTTP/3 (built with -QUIC)"},
+            "gatehouse-internal": {"h3": "no TLS listener, so no QUIC endpoint: a plain proxy"},
+            "gatehouse-sidecar": {"h3": "no QUIC listener: clients reach sidecar 1 over TCP"},
+        }
         return {
             "direct": Target(
                 "direct", [backend],
-                {"plain": p["BACKEND_H1"], "h2c": p["BACKEND_H2C"], "tls": p["BACKEND_TLS"]}),
+                {"plain": p["BACKEND_H1"], "h2c": p["BACKEND_H2C"], "tls": p["BACKEND_TLS"]},
+                no_h3["direct"]),
             "nginx": Target(
                 "nginx", [ngx],
-                {"plain": p["NGINX_H1"], "h2c": p["NGINX_H2C"], "tls": p["NGINX_TLS"]}),
+                {"plain": p["NGINX_H1"], "h2c": p["NGINX_H2C"], "tls": p["NGINX_TLS"]},
+                no_h3["nginx"]),
             "haproxy": Target(
                 "haproxy", [hap],
-                {"plain": p["HAPROXY_PLAIN"], "h2c": p["HAPROXY_PLAIN"], "tls": p["HAPROXY_TLS"]}),
+                {"plain": p["HAPROXY_PLAIN"], "h2c": p["HAPROXY_PLAIN"], "tls": p["HAPROXY_TLS"]},
+                no_h3["haproxy"]),
             "gatehouse-internal": Target(
                 "gatehouse-internal", [internal],
-                {"plain": p["INTERNAL_PLAIN"], "h2c": p["INTERNAL_PLAIN"]}, {"tls": no_tls}),
+                {"plain": p["INTERNAL_PLAIN"], "h2c": p["INTERNAL_PLAIN"]},
+                {"tls": no_tls, **no_h3["gatehouse-internal"]}),
             "gatehouse-edge": Target(
                 "gatehouse-edge", [edge],
-                {"plain": p["EDGE_PLAIN"], "h2c": p["EDGE_PLAIN"], "tls": p["EDGE_TLS"]}),
+                {"plain": p["EDGE_PLAIN"], "h2c": p["EDGE_PLAIN"], "tls": p["EDGE_TLS"],
+                 "h3": p["EDGE_TLS"]}),  # over UDP: the TLS listener's QUIC endpoint
             "gatehouse-sidecar": Target(
                 "gatehouse-sidecar", [side_out, side_in],
-                {"plain": p["SIDECAR_OUT"], "h2c": p["SIDECAR_OUT"]}, {"tls": pair_tls}),
+                {"plain": p["SIDECAR_OUT"], "h2c": p["SIDECAR_OUT"]},
+                {"tls": pair_tls, **no_h3["gatehouse-sidecar"]}),
         }
 
     def backend_counters(self):
