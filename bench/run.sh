@@ -55,6 +55,9 @@ echo "bench: open-files limit $(ulimit -n)" >&2
 
 prefix=""
 [ "${BENCH_NO_BUILD:-0}" = 1 ] && prefix="BENCH_NO_BUILD=1 "
+# BENCH_LOGGING=default: Gatehouse with its default logging (access log on, level info) instead
+# of logging off like the peers.
+[ -n "${BENCH_LOGGING:-}" ] && prefix="${prefix}BENCH_LOGGING=$BENCH_LOGGING "
 export BENCH_COMMAND="${prefix}bench/run.sh $*"
 cd "$repo/bench"
 exec python3 -m harness "$@"

@@ -88,6 +88,10 @@ class Lab:
         values = dict(self.ports, DIR=self.dir, CERTS=self.certs, NOFILE=nofile())
         for key, value in values.items():
             text = text.replace(f"@{key}@", str(value))
+        if template.startswith("gatehouse-") and os.environ.get("BENCH_LOGGING") == "default":
+            # Gatehouse's defaults: the access log on, level info (to the run's log file).
+            text = text.replace("log_level: warn", "log_level: info")
+            text = text.replace("access_log: false", "access_log: true")
         left = re.findall(r"@[A-Z_]+@", text)
         if left:
             raise RuntimeError(f"unfilled placeholders in {template}: {left}")

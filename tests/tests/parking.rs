@@ -7,7 +7,7 @@ use gatehouse_tests::{Backend, Client, start};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Longer than the gateway's park delay (500 ms) plus one check period.
+/// Well past the gateway's park delay (50 ms) and its check period.
 const PAUSE: Duration = Duration::from_millis(1300);
 
 async fn proxy(
