@@ -224,7 +224,9 @@ fn serve(
         running.wait().await;
         ExitCode::SUCCESS
     });
-    // The log lines of the shutdown are still queued (see `telemetry::writer`).
+    // Tasks the drain cut off log their lines as the runtime drops them: stop it first, then
+    // write out what is still queued (see `telemetry::writer`).
+    rt.shutdown_timeout(Duration::from_secs(1));
     telemetry::writer::flush(Duration::from_secs(2));
     code
 }

@@ -36,6 +36,10 @@ pub struct ConnActivity {
     h2: AtomicBool,
     /// HTTP/1 request bodies hyper is still reading (see [`crate::server`]'s parking).
     open_bodies: AtomicUsize,
+    /// Requests hyper has handed to the service whose handling has not ended: counted from
+    /// the moment hyper parses the head, before the handler's first poll (which may wait for
+    /// an earlier response to be written, with pipelining).
+    dispatched: AtomicUsize,
     /// A request body was dropped before its end: hyper may still be draining it, so the
     /// connection is never parked again.
     unparkable: AtomicBool,
@@ -59,6 +63,7 @@ impl Default for ConnActivity {
             head_since: AtomicU64::new(1),
             h2: AtomicBool::new(false),
             open_bodies: AtomicUsize::new(0),
+            dispatched: AtomicUsize::new(0),
             unparkable: AtomicBool::new(false),
             io: AtomicU8::new(0),
         }
@@ -95,12 +100,24 @@ impl ConnActivity {
         self.open_bodies.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// That body ended (`complete`), or was dropped before its end.
+    /// That body ended (`complete`), or was dropped before its end. Runs on whatever task
+    /// polls the body: the release pairs with [`ConnActivity::parkable`]'s acquire, so a
+    /// connection that sees the count drop also sees `unparkable`.
     pub(crate) fn body_closed(&self, complete: bool) {
         if !complete {
             self.unparkable.store(true, Ordering::Relaxed);
         }
-        self.open_bodies.fetch_sub(1, Ordering::Relaxed);
+        self.open_bodies.fetch_sub(1, Ordering::Release);
+    }
+
+    /// hyper handed a request to the service (see `dispatched`).
+    pub(crate) fn request_dispatched(&self) {
+        self.dispatched.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Its handling ended (answered, or dropped).
+    pub(crate) fn request_undispatched(&self) {
+        self.dispatched.fetch_sub(1, Ordering::Release);
     }
 
     /// Records what the socket answered, for [`ConnActivity::parkable`].
@@ -116,12 +133,13 @@ impl ConnActivity {
         self.io.store(0, Ordering::Relaxed);
     }
 
-    /// Whether an HTTP/1 connection holds nothing but the socket: no request in flight or
-    /// arriving, no request body being read, and its last poll ended waiting for the client
+    /// Whether an HTTP/1 connection holds nothing but the socket: no request handed over, in
+    /// flight or arriving, no request body being read, and its last poll ended waiting for the client
     /// with every byte written. hyper's state can then be dropped and rebuilt later.
     pub(crate) fn parkable(&self) -> bool {
-        self.active.load(Ordering::Relaxed) == 0
-            && self.open_bodies.load(Ordering::Relaxed) == 0
+        self.dispatched.load(Ordering::Acquire) == 0
+            && self.open_bodies.load(Ordering::Acquire) == 0
+            && self.active.load(Ordering::Relaxed) == 0
             && self.head_since.load(Ordering::Relaxed) == 0
             && !self.unparkable.load(Ordering::Relaxed)
             && self.io.load(Ordering::Relaxed) == IO_READ_PENDING

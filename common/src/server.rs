@@ -308,7 +308,13 @@ pub async fn serve_http<I>(
         // HTTP/1 bodies are tracked so the connection is parked only between messages.
         let track = (req.version() < http::Version::HTTP_2).then(|| conn.clone());
         let req = req.map(|body| h1::ExchangeBody::new(body, track));
-        async move { Ok::<_, Infallible>(crate::proxy::handle(shared, conn, req).await) }
+        // Counted now, not at the handler's first poll: hyper may hold this future unpolled
+        // behind an earlier response (pipelining), and a parked connection would drop it.
+        let dispatched = h1::Dispatched::new(conn.clone());
+        async move {
+            let _dispatched = dispatched;
+            Ok::<_, Infallible>(crate::proxy::handle(shared, conn, req).await)
+        }
     });
     match proto {
         sniff::Protocol::Http1 => {

@@ -77,6 +77,26 @@ fn split_responses(buf: &[u8]) -> Vec<String> {
     out
 }
 
+/// A connection that has been served one GET.
+async fn served_once(addr: std::net::SocketAddr) -> TcpStream {
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    assert_eq!(read_responses(&mut s, 1).await.len(), 1);
+    s
+}
+
+/// The gateway closes `s` within 5 s without sending a byte.
+async fn closes_silently(s: &mut TcpStream) {
+    let mut rest = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
+        .await
+        .expect("closed within 5 s")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without a byte");
+}
+
 /// One piece of a case: what the client writes, how many responses that completes, and how
 /// many connections are parked after the pause that follows it.
 type Piece = (&'static str, usize, u64);
@@ -152,20 +172,11 @@ async fn a_parked_connection_keeps_its_timeouts() {
     let addr = p.addr("main").await.expect("listener");
 
     // Idle timeout: one request, then silence: closed at about 2 s, not before.
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    assert_eq!(read_responses(&mut s, 1).await.len(), 1);
+    let mut s = served_once(addr).await;
     let started = Instant::now();
     tokio::time::sleep(PAUSE).await;
     assert_eq!(parked_now(p.admin_addr).await, 1);
-    let mut rest = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
-        .await
-        .expect("closed within 5 s")
-        .unwrap_or(0);
-    assert_eq!(n, 0, "closed without a byte");
+    closes_silently(&mut s).await;
     let closed = started.elapsed();
     assert!(
         closed >= Duration::from_millis(1500) && closed < Duration::from_secs(4),
@@ -174,19 +185,11 @@ async fn a_parked_connection_keeps_its_timeouts() {
     assert_eq!(parked_now(p.admin_addr).await, 0);
 
     // Header timeout after a pause: half a head, then nothing: cut at about 400 ms.
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    assert_eq!(read_responses(&mut s, 1).await.len(), 1);
+    let mut s = served_once(addr).await;
     tokio::time::sleep(PAUSE).await;
     s.write_all(b"GET / HTTP/1.1\r\nHo").await.expect("write");
     let started = Instant::now();
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
-        .await
-        .expect("cut within 5 s")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+    closes_silently(&mut s).await;
     assert!(
         started.elapsed() < Duration::from_millis(1500),
         "{:?}",
@@ -199,24 +202,57 @@ async fn a_parked_connection_keeps_its_timeouts() {
 async fn draining_closes_parked_connections_at_once() {
     let (p, _be) = proxy("header_read_timeout: 5s, idle_timeout: 60s").await;
     let addr = p.addr("main").await.expect("listener");
-    let mut s = TcpStream::connect(addr).await.expect("connect");
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("write");
-    assert_eq!(read_responses(&mut s, 1).await.len(), 1);
+    let mut s = served_once(addr).await;
     tokio::time::sleep(PAUSE).await;
     assert_eq!(parked_now(p.admin_addr).await, 1);
     let started = Instant::now();
     p.shutdown();
-    let mut rest = [0u8; 64];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut rest))
-        .await
-        .expect("closed within 5 s")
-        .unwrap_or(0);
-    assert_eq!(n, 0);
+    closes_silently(&mut s).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "{:?}",
         started.elapsed()
     );
+}
+
+/// A request pipelined behind a large response that the client reads slowly: hyper holds the
+/// second request unanswered until the first is written, over pauses longer than the park
+/// delay; the connection must not be parked with it (that would drop it), and it is answered.
+#[tokio::test]
+async fn a_request_pipelined_behind_a_slowly_read_response_is_answered() {
+    let big: &'static str = Box::leak("x".repeat(2 << 20).into_boxed_str());
+    let be = Backend::new()
+        .route("/big", big)
+        .route("/", "hello")
+        .run()
+        .await;
+    let p = start(&format!(
+        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{}\"] }}\n",
+        be.addr
+    ))
+    .await;
+    let addr = p.addr("main").await.expect("listener");
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    s.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 256 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while split_responses(&buf).len() < 2 && Instant::now() < deadline {
+        // Slower than the park delay between reads: the gateway waits on a full socket.
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let got = split_responses(&buf);
+    assert_eq!(got.len(), 2, "{got:?} after {} bytes", buf.len());
+    assert!(got.iter().all(|l| l.starts_with("HTTP/1.1 200")), "{got:?}");
+    assert!(
+        buf.ends_with(b"hello"),
+        "the second answer comes last, whole"
+    );
+    assert_eq!(be.count(), 2);
 }

@@ -71,11 +71,13 @@ pub(super) async fn serve<I, S>(
         };
         io = hyper_io.into_inner();
         // What hyper read but did not parse yet (a pipelined head's first bytes) comes first,
-        // copied so that the buffer it was read into is freed now.
-        io.replay = match read_buf.is_empty() {
-            true => Bytes::new(),
-            false => Bytes::copy_from_slice(&read_buf),
+        // copied so that the buffer it was read into is freed now. Line breaks before a head
+        // are skipped, as hyper does (some clients send CRLF after a body).
+        let unparsed = match read_buf.iter().position(|b| !matches!(b, b'\r' | b'\n')) {
+            Some(start) => &read_buf[start..],
+            None => &[],
         };
+        io.replay = Bytes::copy_from_slice(unparsed);
         drop(read_buf);
         if !io.replay.is_empty() {
             // A head has started: its header-read timer runs from now.
@@ -170,6 +172,22 @@ async fn park<I: ReadReady>(
             false
         }
         _ = drain.cancelled() => false,
+    }
+}
+
+/// A request hyper handed to the service, counted until its handling ends however it ends.
+pub(crate) struct Dispatched(Arc<ConnInfo>);
+
+impl Dispatched {
+    pub(crate) fn new(conn: Arc<ConnInfo>) -> Self {
+        conn.activity.request_dispatched();
+        Dispatched(conn)
+    }
+}
+
+impl Drop for Dispatched {
+    fn drop(&mut self) {
+        self.0.activity.request_undispatched();
     }
 }
 
