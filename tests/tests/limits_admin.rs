@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use gatehouse_tests::{Backend, Client, start};
+use gatehouse_tests::Client;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -12,12 +12,7 @@ async fn proxy(
     gatehouse_common::runtime::Running,
     gatehouse_tests::BackendHandle,
 ) {
-    let be = Backend::new().route("/", "hello").run().await;
-    let yaml = format!(
-        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nlimits: {{ {limits} }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{}\"] }}\n",
-        be.addr
-    );
-    (start(&yaml).await, be)
+    gatehouse_tests::proxy::with_limits(limits).await
 }
 
 /// Reads until EOF or `limit`; returns what was read and when the connection closed.

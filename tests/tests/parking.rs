@@ -16,12 +16,7 @@ async fn proxy(
     gatehouse_common::runtime::Running,
     gatehouse_tests::BackendHandle,
 ) {
-    let be = Backend::new().route("/", "hello").run().await;
-    let yaml = format!(
-        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nlimits: {{ {limits} }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{}\"] }}\n",
-        be.addr
-    );
-    (start(&yaml).await, be)
+    gatehouse_tests::proxy::with_limits(limits).await
 }
 
 async fn parked_now(admin: std::net::SocketAddr) -> u64 {
