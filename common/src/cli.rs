@@ -177,6 +177,38 @@ fn validate(binary: &str, path: &Path, ext: &dyn Extension) -> ExitCode {
     }
 }
 
+/// The runtime that serves traffic: one worker per core, as tokio counts them
+/// (`TOKIO_WORKER_THREADS`, else the cores this process may run on).
+///
+/// With one worker the current-thread scheduler is used: there is nothing to steal work from,
+/// and its wake-ups skip the multi-thread scheduler's atomics and hand-offs, which a proxied
+/// request pays several times (the server connection, the pooled client connection, their
+/// channels).
+fn serving_runtime() -> std::io::Result<(tokio::runtime::Runtime, usize, &'static str)> {
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+        .unwrap_or(1);
+    let (scheduler, rt) = match workers {
+        1 => (
+            "current_thread",
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+        ),
+        _ => (
+            "multi_thread",
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()?,
+        ),
+    };
+    Ok((rt, workers, scheduler))
+}
+
 fn serve(
     binary: &'static str,
     path: PathBuf,
@@ -192,10 +224,7 @@ fn serve(
         }
     };
     telemetry::init(format, &loaded.value.telemetry.log_level);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let (rt, workers, scheduler) = match serving_runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("{binary}: cannot start the runtime: {e}");
@@ -205,7 +234,11 @@ fn serve(
     let code = rt.block_on(async move {
         let running = match crate::runtime::run_with(binary, loaded, Some(path.clone()), ext).await
         {
-            Ok(r) => r,
+            Ok(r) => {
+                // Logged once serving: a config refused at start-up prints its error alone.
+                tracing::info!(workers, scheduler, "runtime started");
+                r
+            }
             Err(crate::runtime::StartError::Config(e)) => {
                 eprintln!("{binary}: {}", crate::error::chain(&e));
                 return ExitCode::from(EXIT_CONFIG);

@@ -33,7 +33,18 @@ fn wait_for_log(lines: &mpsc::Receiver<String>, msg: &str) -> serde_json::Value 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_and_sigterm_drains() {
+async fn sighup_reloads_and_sigterm_drains_on_one_worker() {
+    reload_and_drain(1, "current_thread").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_and_sigterm_drains_on_two_workers() {
+    reload_and_drain(2, "multi_thread").await;
+}
+
+/// The scheduler follows the worker count (`TOKIO_WORKER_THREADS`): one worker runs the
+/// current-thread scheduler, more the multi-thread one; reload and drain behave alike.
+async fn reload_and_drain(workers: u64, scheduler: &str) {
     let a = Backend::new().route("/", "a").run().await;
     let b = Backend::new()
         .handle("/slow", |_| async {
@@ -59,6 +70,7 @@ async fn sighup_reloads_and_sigterm_drains() {
             "--log-format",
             "json",
         ])
+        .env("TOKIO_WORKER_THREADS", workers.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -74,6 +86,12 @@ async fn sighup_reloads_and_sigterm_drains() {
         }
     });
     let listening = wait_for_log(&lines, "listening");
+    // Logged after the listeners' lines, once serving.
+    let runtime = wait_for_log(&lines, "runtime started");
+    assert_eq!(
+        (runtime["workers"].as_u64(), runtime["scheduler"].as_str()),
+        (Some(workers), Some(scheduler))
+    );
     let addr = listening["address"].as_str().expect("address").to_owned();
     let url = format!("http://{addr}/x");
     let client = Client::http1();
