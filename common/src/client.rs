@@ -119,8 +119,8 @@ fn builder(protocol: UpstreamProtocol) -> hyper_util::client::legacy::Builder {
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .http2_adaptive_window(true)
-        .http1_max_headers(512);
+        // hyper's default of 100 response header fields, as on our listeners (server/h1.rs).
+        .http2_adaptive_window(true);
     if protocol == UpstreamProtocol::H2c {
         builder.http2_only(true);
     }

@@ -215,7 +215,7 @@ fn detail(err: &ProxyError) -> String {
 }
 
 /// Set on responses refused by a circuit breaker.
-pub const X_OVERLOADED: &str = "x-gatehouse-overloaded";
+pub const X_OVERLOADED: http::HeaderName = http::HeaderName::from_static("x-gatehouse-overloaded");
 
 /// A problem+json response; public so other layers (auth, limits) answer in the same shape.
 pub fn problem_response(

@@ -184,3 +184,98 @@ async fn keep_alive_outlives_the_header_timeout() {
         tokio::time::sleep(Duration::from_millis(900)).await;
     }
 }
+
+/// A request head is read as raw bytes: the status line of the answer.
+async fn status_of(addr: std::net::SocketAddr, head: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write");
+    let (answer, _) = read_until_closed(&mut s, Duration::from_secs(3)).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// At most 100 header fields in a request head (hyper's, Envoy's and HAProxy's default); the
+/// 101st is refused with 431 before anything reaches the backend.
+#[tokio::test]
+async fn a_request_head_holds_at_most_100_header_fields() {
+    // A raw backend: a hyper one would itself refuse the 100 fields plus the forwarding headers
+    // the proxy adds.
+    let backend = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let backend_addr = backend.local_addr().expect("addr");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = backend.accept().await {
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let fields = String::from_utf8_lossy(&head)
+                .lines()
+                .skip(1)
+                .filter(|l| l.contains(':'))
+                .count();
+            if let Ok(mut seen) = record.lock() {
+                seen.push(fields);
+            }
+            let _ = s
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await;
+        }
+    });
+    let yaml = format!(
+        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{backend_addr}\"] }}\n"
+    );
+    let p = gatehouse_tests::proxy::start(&yaml).await;
+    let addr = p.addr("main").await.expect("listener");
+    for (fields, want) in [(100, "HTTP/1.1 200 OK"), (101, "HTTP/1.1 431")] {
+        // `Host` and `Connection` are two of them.
+        let extra: String = (0..fields - 2).map(|i| format!("X-F-{i}: v\r\n")).collect();
+        let head = format!("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{extra}\r\n");
+        let status = status_of(addr, &head).await;
+        assert!(status.starts_with(want), "{fields} fields: {status}");
+    }
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    assert_eq!(
+        seen.len(),
+        1,
+        "only the request with 100 fields was forwarded: {seen:?}"
+    );
+    // Its 99 fields but `Connection` (hop-by-hop), and the forwarding headers the proxy adds.
+    assert!(seen[0] > 99, "{seen:?}");
+}
+
+/// An upstream response head over 100 header fields is a bad gateway, with a problem body.
+#[tokio::test]
+async fn an_upstream_response_over_100_header_fields_is_502() {
+    let be = gatehouse_tests::Backend::new()
+        .handle("/", |_| async {
+            let mut res = http::Response::new(gatehouse_common::body::full("many"));
+            for i in 0..101 {
+                let name = http::HeaderName::try_from(format!("x-f-{i}")).expect("name");
+                res.headers_mut()
+                    .insert(name, http::HeaderValue::from_static("v"));
+            }
+            res
+        })
+        .run()
+        .await;
+    let yaml = format!(
+        "listeners: [{{ name: main, address: \"127.0.0.1:0\" }}]\nadmin: {{ address: \"127.0.0.1:0\" }}\nroutes: [{{ name: all, service: app }}]\nservices:\n  app: {{ endpoints: [\"{}\"], retry: {{ max_attempts: 1 }} }}\n",
+        be.addr
+    );
+    let p = gatehouse_tests::proxy::start(&yaml).await;
+    let addr = p.addr("main").await.expect("listener");
+    let (status, headers, _) = Client::http1().get(&format!("http://{addr}/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        headers.get("content-type").map(|v| v.as_bytes()),
+        Some(&b"application/problem+json"[..])
+    );
+}

@@ -52,7 +52,8 @@ pub(super) async fn serve<I, S>(
         // Our own header-read timer (see `ConnActivity`) replaces hyper's.
         .header_read_timeout(None)
         .max_buf_size((limits.max_header_bytes * 2).max(16 * 1024))
-        .max_headers(512)
+        // hyper's default of 100 header fields (Envoy's and HAProxy's too): any other count
+        // moves its parse buffer from the stack to a heap allocation per request.
         .keep_alive(true);
     let mut closing = false;
     loop {

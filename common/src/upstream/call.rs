@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -23,6 +24,8 @@ use crate::body::{BodyLimitExceeded, ProxyBody};
 use crate::error::{ProxyError, find_cause};
 use crate::metrics::Metrics;
 use crate::respond::X_OVERLOADED;
+
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// Per-route overrides of the service's policy.
 #[derive(Debug, Default, Clone, Copy)]
@@ -387,7 +390,7 @@ impl Upstream {
             } else {
                 std::mem::take(&mut parts.headers)
             };
-            let req = self.attempt_request(&parts, headers, ep.addr, req_body, left, grpc)?;
+            let req = self.attempt_request(&parts, headers, &ep, req_body, left, grpc)?;
 
             let slot = EndpointSlot::start(&ep);
             let outcome = self
@@ -462,24 +465,25 @@ impl Upstream {
         &self,
         parts: &http::request::Parts,
         headers: HeaderMap,
-        endpoint: SocketAddr,
+        endpoint: &Endpoint,
         body: ProxyBody,
         left: Duration,
         grpc: bool,
     ) -> Result<Request<ProxyBody>, ProxyError> {
-        let path_and_query = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
-        let uri = Uri::builder()
-            .scheme(self.client.scheme().clone())
-            .authority(endpoint.to_string())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|e| ProxyError::BadRequest {
-                reason: format!("cannot form the upstream URI: {e}"),
-            })?;
+        // Put together from parts already parsed: nothing to format or parse again.
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(self.client.scheme().clone());
+        uri.authority = Some(endpoint.authority.clone());
+        uri.path_and_query = Some(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+        let uri = Uri::from_parts(uri).map_err(|e| ProxyError::BadRequest {
+            reason: format!("cannot form the upstream URI: {e}"),
+        })?;
         let mut req = Request::new(body);
         *req.method_mut() = parts.method.clone();
         *req.uri_mut() = uri;
@@ -524,7 +528,7 @@ impl Upstream {
                 }
                 let grpc_status = res
                     .headers()
-                    .get("grpc-status")
+                    .get(GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u32>().ok());
                 let res = res.map(|b| b.map_err(BoxError::from).boxed_unsync());

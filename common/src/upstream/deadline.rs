@@ -4,11 +4,11 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// Milliseconds left for the request, set by a Gatehouse hop.
-pub const X_DEADLINE_MS: &str = "x-gatehouse-deadline-ms";
-pub const GRPC_TIMEOUT: &str = "grpc-timeout";
+pub const X_DEADLINE_MS: HeaderName = HeaderName::from_static("x-gatehouse-deadline-ms");
+pub const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
 
 /// The deadline the caller gave us, if any (the smaller of the two headers).
 pub fn incoming(headers: &HeaderMap) -> Option<Duration> {
@@ -49,10 +49,8 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 /// Writes the time left into the outgoing headers: `grpc-timeout` for gRPC requests (in
 /// milliseconds, at least 1), `x-gatehouse-deadline-ms` for everything.
 pub fn propagate(headers: &mut HeaderMap, left: Duration, grpc: bool) {
-    let ms = left.as_millis().max(1);
-    if let Ok(v) = HeaderValue::try_from(ms.to_string()) {
-        headers.insert(X_DEADLINE_MS, v);
-    }
+    let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+    headers.insert(X_DEADLINE_MS, HeaderValue::from(ms));
     if grpc && let Ok(v) = HeaderValue::try_from(format!("{}m", ms.min(99_999_999))) {
         headers.insert(GRPC_TIMEOUT, v);
     }

@@ -57,6 +57,8 @@ pub struct Endpoint {
     pub addr: SocketAddr,
     /// `addr` as text, made once: the metric label.
     pub label: std::sync::Arc<str>,
+    /// `addr` as a URI authority, made once: each attempt's URI shares it.
+    pub authority: http::uri::Authority,
     pub weight: u32,
     in_flight: AtomicUsize,
     /// Peak-EWMA round-trip estimate in nanoseconds, and when it was last updated.
@@ -74,9 +76,13 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn new(addr: SocketAddr, weight: u32) -> Self {
+        let text = addr.to_string();
         Endpoint {
             addr,
-            label: std::sync::Arc::from(addr.to_string()),
+            // A socket address always prints as a valid authority (`[v6]:port` included).
+            authority: http::uri::Authority::try_from(text.as_str())
+                .expect("a socket address is an authority"),
+            label: std::sync::Arc::from(text),
             weight: weight.max(1),
             in_flight: AtomicUsize::new(0),
             rtt_ns: AtomicU64::new(DEFAULT_RTT.as_nanos() as u64),

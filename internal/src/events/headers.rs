@@ -52,7 +52,7 @@ pub fn build(p: Parts<'_>) -> NatsHeaders {
     h.insert(MSG_ID, p.job_id);
     h.insert(JOB_ID, p.job_id);
     h.insert(ROUTE, p.route);
-    h.insert(X_REQUEST_ID, p.request_id);
+    h.insert(X_REQUEST_ID.as_str(), p.request_id);
     let text = |v: &HeaderValue| v.to_str().ok().map(str::to_owned);
     if let Some(tp) = text(p.traceparent) {
         h.insert("traceparent", tp);
