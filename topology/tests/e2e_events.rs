@@ -26,8 +26,8 @@ async fn e2e_events() {
     let state = tempfile::tempdir().expect("tempdir");
     let opts = UpOptions {
         state_dir: state.path().to_path_buf(),
-        // Beside e2e_topology's base (the same pid-derived block), not on it.
-        port_base: Some(port_base() + 11_000),
+        // Beside e2e_topology's block, and below the ephemeral port range.
+        port_base: Some(port_base(9_000)),
         bin_dir: Some(bin_dir()),
         config_dir: Some(config_dir()),
         build: false,

@@ -31,7 +31,7 @@ async fn e2e_topology() {
     let state = tempfile::tempdir().expect("tempdir");
     let opts = UpOptions {
         state_dir: state.path().to_path_buf(),
-        port_base: Some(port_base()),
+        port_base: Some(port_base(20_000)),
         bin_dir: Some(bin_dir()),
         config_dir: Some(config_dir()),
         build: false,

@@ -28,9 +28,12 @@ pub fn config_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/config"))
 }
 
-/// A port base private to this process (20000–31000, below the usual ephemeral range).
-pub fn port_base() -> u16 {
-    20_000 + (std::process::id() % 100) as u16 * 110
+/// A port base private to this process within the 11,000 ports from `block_start` (one block per
+/// test that runs a topology: e2e_topology 20000, e2e_events 9000). Blocks must stay below the
+/// ephemeral range (Linux: from 32768), where the ports other tests bind to port 0 and outgoing
+/// connections come from would make the topology's fixed ports collide at random.
+pub fn port_base(block_start: u16) -> u16 {
+    block_start + (std::process::id() % 100) as u16 * 110
 }
 
 pub fn tls_config(ca: &Path) -> rustls::ClientConfig {
