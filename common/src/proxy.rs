@@ -83,8 +83,9 @@ where
         "request",
         request_id = ctx.request_id.to_str().unwrap_or_default(),
         trace_id = %ctx.trace.trace_id_hex(),
-        method = %ctx.method,
-        path = %ctx.path,
+        // As `&str`, not `%`: recorded as strings, without a trip through `fmt`.
+        method = ctx.method.as_str(),
+        path = ctx.path.as_str(),
     );
     let bytes_in = Arc::new(AtomicU64::new(0));
     let grpc = ctx.grpc;
