@@ -185,10 +185,15 @@ fn validate(binary: &str, path: &Path, ext: &dyn Extension) -> ExitCode {
 /// request pays several times (the server connection, the pooled client connection, their
 /// channels).
 fn serving_runtime() -> std::io::Result<(tokio::runtime::Runtime, usize, &'static str)> {
-    let workers = std::env::var("TOKIO_WORKER_THREADS")
-        .ok()
+    let asked = std::env::var("TOKIO_WORKER_THREADS").ok();
+    let valid = asked
+        .as_deref()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
+        .filter(|&n| n > 0);
+    if let (Some(v), None) = (&asked, valid) {
+        tracing::warn!(value = %v, "TOKIO_WORKER_THREADS is not a positive integer; ignored");
+    }
+    let workers = valid
         .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
         .unwrap_or(1);
     let (scheduler, rt) = match workers {

@@ -119,8 +119,9 @@ fn builder(protocol: UpstreamProtocol) -> hyper_util::client::legacy::Builder {
         .timer(TokioTimer::new())
         .pool_timer(TokioTimer::new())
         .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        // hyper's default of 100 response header fields, as on our listeners (server/h1.rs).
-        .http2_adaptive_window(true);
+        .http2_adaptive_window(true)
+        // As on our listeners (server/h1.rs): a response passed back through tiers grows too.
+        .http1_max_headers(crate::server::MAX_HEADER_FIELDS);
     if protocol == UpstreamProtocol::H2c {
         builder.http2_only(true);
     }

@@ -28,6 +28,9 @@ use crate::proxy::Shared;
 mod h1;
 mod sniff;
 
+/// Header fields an HTTP/1.1 head may carry, on our listeners and in upstream responses.
+pub const MAX_HEADER_FIELDS: usize = 512;
+
 pin_project! {
     /// IO wrapper that tells the connection's activity clock when bytes arrive and the parking
     /// logic when the socket is not ready, and replays bytes read ahead (the protocol sniff's,

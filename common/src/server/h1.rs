@@ -52,8 +52,10 @@ pub(super) async fn serve<I, S>(
         // Our own header-read timer (see `ConnActivity`) replaces hyper's.
         .header_read_timeout(None)
         .max_buf_size((limits.max_header_bytes * 2).max(16 * 1024))
-        // hyper's default of 100 header fields (Envoy's and HAProxy's too): any other count
-        // moves its parse buffer from the stack to a heap allocation per request.
+        // 512, not hyper's 100 (which would keep its parse array on the stack): each Gatehouse
+        // hop adds about 7 fields, so a tier behind another must accept more than the first one
+        // did (docs/configuration.md, `limits`).
+        .max_headers(super::MAX_HEADER_FIELDS)
         .keep_alive(true);
     let mut closing = false;
     loop {
