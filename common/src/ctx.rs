@@ -40,6 +40,8 @@ pub struct RequestCtx {
     pub version: http::Version,
     /// Name of the matched route (`None` until routing; a metric label, so bounded).
     pub route: Option<Arc<str>>,
+    /// The matched route's request series (see [`crate::metrics::RouteStats`]).
+    pub route_stats: Option<Arc<crate::metrics::RouteStats>>,
     /// Upstream service and the endpoint chosen for the last attempt.
     pub service: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,

@@ -189,6 +189,7 @@ impl Forward {
                     .map(str::to_owned),
                 version: parts.version,
                 route: p.route.clone(),
+                route_stats: None,
                 service: Some(req.service.name.clone()),
                 upstream: None,
                 failed: Some(ErrorSource::Internal),

@@ -2,7 +2,8 @@
 //!
 //! Labels are bounded: route names come from config (never raw paths), status is a class.
 
-use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -47,6 +48,8 @@ pub struct Metrics {
     pub upstream_connect_errors: Family<ServiceLabels, Counter>,
     pub open_connections: Family<ListenerLabels, Gauge>,
     pub in_flight: Gauge,
+    /// The series of requests no route matched.
+    pub no_route: RouteStats,
     pub config_reloads: Family<ReloadLabels, Counter>,
     /// Requests from mTLS peers, by listener and SPIFFE ID (bounded: mesh identities).
     pub peer_requests: Family<PeerLabels, Counter>,
@@ -235,7 +238,7 @@ pub struct UpstreamMetrics {
     pub budget_exhausted: Family<ServiceLabels, Counter>,
     pub ejections: Family<EndpointLabels, Counter>,
     pub overloaded: Family<OverloadLabels, Counter>,
-    pub ewma: Family<EndpointLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    pub ewma: Family<EndpointLabels, Gauge<f64, AtomicU64>>,
 }
 
 impl UpstreamMetrics {
@@ -272,8 +275,11 @@ impl UpstreamMetrics {
         );
     }
 
-    pub fn request(&self, service: &Arc<str>, endpoint: &Arc<str>) {
-        self.requests.get_or_create(&ep(service, endpoint)).inc();
+    pub fn request(&self, stats: &EndpointStats, service: &Arc<str>, endpoint: &Arc<str>) {
+        stats
+            .requests
+            .get_or_init(|| self.requests.get_or_create(&ep(service, endpoint)).clone())
+            .inc();
     }
 
     pub fn retry(&self, service: &Arc<str>) {
@@ -296,9 +302,16 @@ impl UpstreamMetrics {
         self.overloaded.get_or_create(&labels).inc();
     }
 
-    pub fn ewma(&self, service: &Arc<str>, endpoint: &Arc<str>, value: std::time::Duration) {
-        self.ewma
-            .get_or_create(&ep(service, endpoint))
+    pub fn ewma(
+        &self,
+        stats: &EndpointStats,
+        service: &Arc<str>,
+        endpoint: &Arc<str>,
+        value: std::time::Duration,
+    ) {
+        stats
+            .ewma
+            .get_or_init(|| self.ewma.get_or_create(&ep(service, endpoint)).clone())
             .set(value.as_secs_f64());
     }
 }
@@ -419,6 +432,7 @@ impl Metrics {
         upstream.register(&mut registry);
         let events = EventMetrics::new(&mut registry);
         Metrics {
+            no_route: RouteStats::new(Arc::from(NO_ROUTE)),
             parked_connections,
             log_lines_dropped,
             events,
@@ -437,16 +451,21 @@ impl Metrics {
         }
     }
 
-    /// Records one finished request.
-    pub fn observe_request(&self, route: &Arc<str>, status: u16, seconds: f64) {
-        let labels = RequestLabels {
-            route: route.clone(),
-            status_class: status_class(status),
-        };
-        self.requests.get_or_create(&labels).inc();
-        self.request_duration
-            .get_or_create(&labels)
-            .observe(seconds);
+    /// Records one finished request of a route ([`Metrics::no_route`] when none matched).
+    pub fn observe_request(&self, route: &RouteStats, status: u16, seconds: f64) {
+        let i = class_index(status);
+        let (requests, duration) = route.classes[i].get_or_init(|| {
+            let labels = RequestLabels {
+                route: route.route.clone(),
+                status_class: STATUS_CLASSES[i],
+            };
+            (
+                self.requests.get_or_create(&labels).clone(),
+                self.request_duration.get_or_create(&labels).clone(),
+            )
+        });
+        requests.inc();
+        duration.observe(seconds);
     }
 
     /// Counts a failed connection to an endpoint of `service`.
@@ -474,11 +493,120 @@ impl Metrics {
 
 /// `2xx`, `4xx`, ... for a status code.
 pub fn status_class(status: u16) -> &'static str {
+    STATUS_CLASSES[class_index(status)]
+}
+
+/// The `status_class` label values, indexed by [`class_index`].
+const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+fn class_index(status: u16) -> usize {
     match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        _ => "5xx",
+        100..=199 => 0,
+        200..=299 => 1,
+        300..=399 => 2,
+        400..=499 => 3,
+        _ => 4,
+    }
+}
+
+/// A route's `requests` counter and `request_duration_seconds` histogram for each status class,
+/// looked up in the families on first use and kept with the compiled route: a finished request
+/// then costs no label hashing or lock. A reload builds new routes, which find the same series.
+/// A route belongs to one process's plan, so to one `Metrics`: the first to write it is that one.
+#[derive(Debug)]
+pub struct RouteStats {
+    route: Arc<str>,
+    classes: [OnceLock<(Counter, Histogram)>; 5],
+}
+
+impl RouteStats {
+    pub fn new(route: Arc<str>) -> Self {
+        RouteStats {
+            route,
+            classes: Default::default(),
+        }
+    }
+}
+
+/// An endpoint's `upstream_requests` counter and `upstream_ewma_seconds` gauge, looked up on
+/// first use and kept with the endpoint (see [`RouteStats`]). Each is made when first written,
+/// as before, so an endpoint never answered has no latency series.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    requests: OnceLock<Counter>,
+    ewma: OnceLock<Gauge<f64, AtomicU64>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line_value(text: &str, series: &str) -> Option<String> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .map(|v| v.trim().to_owned())
+    }
+
+    /// Kept handles write the series a label lookup finds: a reload's new routes and endpoint
+    /// objects count on in the same series, and nothing appears before it is written.
+    #[test]
+    fn kept_handles_count_in_the_labelled_series() {
+        let m = Metrics::new();
+        let name: Arc<str> = Arc::from("users");
+        let before_reload = RouteStats::new(name.clone());
+        let after_reload = RouteStats::new(name.clone());
+        m.observe_request(&before_reload, 200, 0.01);
+        m.observe_request(&before_reload, 204, 0.01);
+        m.observe_request(&after_reload, 299, 0.01);
+        m.observe_request(&after_reload, 503, 0.01);
+        m.observe_request(&m.no_route, 404, 0.01);
+
+        let service: Arc<str> = Arc::from("users-svc");
+        let endpoint: Arc<str> = Arc::from("127.0.0.1:1");
+        let (a, b) = (EndpointStats::default(), EndpointStats::default());
+        m.upstream.request(&a, &service, &endpoint);
+        m.upstream.request(&b, &service, &endpoint);
+
+        let text = m.render();
+        let requests = |class: &str| {
+            line_value(
+                &text,
+                &format!(r#"gatehouse_requests_total{{route="users",status_class="{class}"}}"#),
+            )
+        };
+        assert_eq!(requests("2xx").as_deref(), Some("3"), "{text}");
+        assert_eq!(requests("5xx").as_deref(), Some("1"), "{text}");
+        assert_eq!(requests("4xx"), None, "{text}");
+        assert_eq!(
+            line_value(
+                &text,
+                r#"gatehouse_requests_total{route="(none)",status_class="4xx"}"#
+            )
+            .as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            line_value(
+                &text,
+                r#"gatehouse_request_duration_seconds_count{route="users",status_class="2xx"}"#
+            )
+            .as_deref(),
+            Some("3")
+        );
+        let upstream =
+            r#"gatehouse_upstream_requests_total{service="users-svc",endpoint="127.0.0.1:1"}"#;
+        assert_eq!(line_value(&text, upstream).as_deref(), Some("2"), "{text}");
+        // No answer yet: no latency series.
+        assert!(!text.contains("gatehouse_upstream_ewma_seconds{"), "{text}");
+        m.upstream
+            .ewma(&a, &service, &endpoint, std::time::Duration::from_millis(5));
+        assert_eq!(
+            line_value(
+                &m.render(),
+                r#"gatehouse_upstream_ewma_seconds{service="users-svc",endpoint="127.0.0.1:1"}"#
+            )
+            .as_deref(),
+            Some("0.005")
+        );
     }
 }

@@ -23,7 +23,7 @@ use crate::forward::Forward;
 use crate::handler::{FailedParts, HandlerRequest};
 use crate::headers::{self, Forwarded};
 use crate::identity;
-use crate::metrics::{Metrics, NO_ROUTE};
+use crate::metrics::Metrics;
 use crate::plan::Plan;
 use crate::respond;
 use crate::routing::{Action, Matched, RequestUrl, Route, RouteRequest, Vars};
@@ -72,6 +72,7 @@ where
         authority,
         version: req.version(),
         route: None,
+        route_stats: None,
         service: None,
         upstream: None,
         failed: None,
@@ -82,7 +83,7 @@ where
     let span = tracing::info_span!(
         "request",
         request_id = ctx.request_id.to_str().unwrap_or_default(),
-        trace_id = %ctx.trace.trace_id_hex(),
+        trace_id = ctx.trace.trace_id_hex().as_str(),
         // As `&str`, not `%`: recorded as strings, without a trip through `fmt`.
         method = ctx.method.as_str(),
         path = ctx.path.as_str(),
@@ -278,6 +279,7 @@ where
         });
     };
     ctx.route = Some(route.name.clone());
+    ctx.route_stats = Some(route.stats.clone());
     let subject = match route.uses_subject() {
         true => parts
             .headers
@@ -503,9 +505,9 @@ impl OnEnd for Finish {
     fn on_end(self, bytes_out: u64, complete: bool) {
         let ctx = &self.ctx;
         let elapsed = ctx.start.elapsed();
-        let route = ctx.route.clone().unwrap_or_else(|| Arc::from(NO_ROUTE));
+        let route = ctx.route_stats.as_deref().unwrap_or(&self.metrics.no_route);
         self.metrics
-            .observe_request(&route, self.status, elapsed.as_secs_f64());
+            .observe_request(route, self.status, elapsed.as_secs_f64());
         self.metrics.in_flight.dec();
         if let Some(peer) = &ctx.peer_identity {
             let labels = crate::metrics::PeerLabels {

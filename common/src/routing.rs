@@ -45,6 +45,8 @@ use crate::upstream::retry::RetrySettings;
 #[derive(Debug)]
 pub struct Route {
     pub name: Arc<str>,
+    /// Its request series, kept here so a request does not look them up by label.
+    pub stats: Arc<crate::metrics::RouteStats>,
     pub action: Action,
     pub mirror: Option<Mirror>,
     pub rewrite: Rewrite,

@@ -216,8 +216,10 @@ fn route(r: &RouteSettings, matcher: &Matcher, cx: &RouteBuild<'_>) -> Result<Ro
             "must be at least 1 (1 disables retries)",
         ));
     }
+    let name: Arc<str> = Arc::from(r.name.as_str());
     Ok(Route {
-        name: Arc::from(r.name.as_str()),
+        stats: Arc::new(crate::metrics::RouteStats::new(name.clone())),
+        name,
         action,
         mirror,
         rewrite,

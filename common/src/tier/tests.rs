@@ -148,6 +148,7 @@ fn request_ctx() -> RequestCtx {
         authority: None,
         version: http::Version::HTTP_11,
         route: Some(Arc::from("hi")),
+        route_stats: None,
         service: None,
         upstream: None,
         failed: None,

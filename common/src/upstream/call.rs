@@ -508,14 +508,16 @@ impl Upstream {
             return Attempt::Fail(self.overloaded(metrics, o));
         }
         let pending = PendingSlot(self);
-        metrics.upstream.request(&self.name, &ep.label);
+        metrics.upstream.request(&ep.stats, &self.name, &ep.label);
         let t0 = Instant::now();
         let sent = tokio::time::timeout(timeout.after, self.client.send(req)).await;
         drop(pending);
         match sent {
             Ok(Ok(res)) => {
                 ep.observe_rtt(t0.elapsed());
-                metrics.upstream.ewma(&self.name, &ep.label, ep.ewma());
+                metrics
+                    .upstream
+                    .ewma(&ep.stats, &self.name, &ep.label, ep.ewma());
                 let status = res.status();
                 // A Gatehouse tier behind this one shed the request (a breaker open for one of
                 // its services): the endpoint itself is fine, and retrying would only add load

@@ -60,6 +60,8 @@ pub struct Endpoint {
     /// `addr` as a URI authority, made once: each attempt's URI shares it.
     pub authority: http::uri::Authority,
     pub weight: u32,
+    /// Its metric series, found once (see [`crate::metrics::EndpointStats`]).
+    pub stats: crate::metrics::EndpointStats,
     in_flight: AtomicUsize,
     /// Peak-EWMA round-trip estimate in nanoseconds, and when it was last updated.
     rtt_ns: AtomicU64,
@@ -84,6 +86,7 @@ impl Endpoint {
                 .expect("a socket address is an authority"),
             label: std::sync::Arc::from(text),
             weight: weight.max(1),
+            stats: Default::default(),
             in_flight: AtomicUsize::new(0),
             rtt_ns: AtomicU64::new(DEFAULT_RTT.as_nanos() as u64),
             rtt_stamp: AtomicU64::new(now_nanos()),
