@@ -1,5 +1,6 @@
 //! Logging set-up (`tracing`, JSON or pretty) and the per-request access-log event.
 
+pub mod json_line;
 pub mod writer;
 
 use std::time::Duration;
@@ -38,9 +39,8 @@ pub fn init(format: LogFormat, level: &str) {
     let _ = match format {
         LogFormat::Json => builder
             .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json_line::JsonSpanFields)
+            .event_format(json_line::JsonLines::new())
             .try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
@@ -70,6 +70,18 @@ pub fn access_log(a: &AccessLog<'_>) {
     }
 }
 
+/// A value's `Display`, or `-` when there is none, without formatting into a `String` first.
+struct OrDash<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for OrDash<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
 /// `Version`'s `Debug` text, as a constant.
 pub fn version_str(v: http::Version) -> &'static str {
     match v {
@@ -89,9 +101,9 @@ macro_rules! access_event {
         let a = $a;
         let ctx = a.ctx;
         tracing::info!(
-            target: "access_log",
+            target: json_line::ACCESS_LOG_TARGET,
             request_id = ctx.request_id.to_str().unwrap_or_default(),
-            trace_id = %ctx.trace.trace_id_hex(),
+            trace_id = ctx.trace.trace_id_hex().as_str(),
             $($extra,)?
             listener = &*ctx.listener,
             client = %ctx.client_addr,
@@ -107,7 +119,7 @@ macro_rules! access_event {
             duration_ms = a.duration.as_secs_f64() * 1000.0,
             route = ctx.route.as_deref().unwrap_or("-"),
             service = ctx.service.as_deref().unwrap_or("-"),
-            upstream = %ctx.upstream.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+            upstream = %OrDash(ctx.upstream),
             failed = ctx.failed.map(|f| f.as_str()).unwrap_or("-"),
             failed_parts = ctx
                 .extensions

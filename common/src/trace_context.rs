@@ -81,16 +81,16 @@ impl TraceContext {
 
     /// This hop's span id as 16 lower-case hex digits (for logs).
     pub fn span_id_hex(&self) -> String {
-        let mut s = String::with_capacity(16);
-        push_hex(&mut s, &self.span_id);
-        s
+        let mut hex = [0u8; 16];
+        hex_into(&mut hex, &self.span_id);
+        String::from_utf8_lossy(&hex).into_owned()
     }
 
-    /// The trace id as 32 lower-case hex digits (for logs).
-    pub fn trace_id_hex(&self) -> String {
-        let mut s = String::with_capacity(32);
-        push_hex(&mut s, &self.trace_id);
-        s
+    /// The trace id as 32 lower-case hex digits (for logs), on the stack.
+    pub fn trace_id_hex(&self) -> TraceIdHex {
+        let mut hex = [0u8; 32];
+        hex_into(&mut hex, &self.trace_id);
+        TraceIdHex(hex)
     }
 
     /// Sets `traceparent` on outgoing headers and drops `tracestate` when the incoming
@@ -122,10 +122,26 @@ fn hex_into(out: &mut [u8], bytes: &[u8]) {
     }
 }
 
-fn push_hex(s: &mut String, bytes: &[u8]) {
-    for b in bytes {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0x0f)]));
+/// A trace id's hex text, made without allocating.
+#[derive(Clone, Copy)]
+pub struct TraceIdHex([u8; 32]);
+
+impl TraceIdHex {
+    pub fn as_str(&self) -> &str {
+        // Only bytes of HEX were written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for TraceIdHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -202,7 +218,7 @@ mod tests {
         let sent = child.outgoing();
         let sent = sent.to_str().unwrap_or_default();
         assert!(sent.contains(&child.span_id_hex()), "{sent}");
-        assert!(sent.contains(&parent.trace_id_hex()), "{sent}");
+        assert!(sent.contains(parent.trace_id_hex().as_str()), "{sent}");
     }
 
     #[test]
