@@ -5,6 +5,7 @@
 #   bench/instructions.sh --bin-dir DIR --requests 8000 --proto h2c
 #   bench/instructions.sh --keep                           # keep the callgrind file for callgrind_annotate
 #   bench/instructions.sh --logging default                # access log on, level info (the defaults)
+#   bench/instructions.sh --top 25                         # and the 25 functions that cost the most
 #
 # Why: CPU time per request drifts ±20% between runs on a shared VM, which hides changes of a
 # few percent. Instructions executed in user space are the same from run to run for the same
@@ -19,7 +20,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bin_dir=target/release requests=4000 proto=h1 keep=0 logging=off
+bin_dir=target/release requests=4000 proto=h1 keep=0 logging=off top=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --bin-dir) bin_dir=$2; shift 2 ;;
@@ -27,7 +28,8 @@ while [ $# -gt 0 ]; do
     --proto) proto=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --logging) logging=$2; shift 2 ;;
-    -h | --help) sed -n '2,6p' "$0"; exit 0 ;;
+    --top) top=$2; shift 2 ;;
+    -h | --help) sed -n '2,7p' "$0"; exit 0 ;;
     *) echo "instructions: unknown option $1" >&2; exit 64 ;;
     esac
 done
@@ -89,7 +91,8 @@ EOF
 
 nginx -p "$dir" -c "$dir/nginx.conf" &
 pids+=($!)
-TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$dir/callgrind.out" \
+# Names written out in full (no string compression): bench/harness/callgrind_top.py reads them.
+TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$dir/callgrind.out" \
     "$bin_dir/gatehouse-internal" --config "$dir/internal.yaml" --log-format json \
     2>"$dir/valgrind.err" >/dev/null &
 vg=$!
@@ -113,5 +116,6 @@ for _ in $(seq 40); do [ -s "$dir/callgrind.out.1" ] && break; sleep 0.25; done
 total=$(callgrind_annotate "$dir/callgrind.out.1" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
 [ -n "$total" ] || { echo "instructions: no callgrind totals" >&2; exit 1; }
 echo "gatehouse-internal $proto, logging $logging: $((total / requests)) instructions per request ($total over $requests requests; $bin_dir)"
-[ "$keep" = 1 ] && echo "callgrind file: $dir/callgrind.out.1 (callgrind_annotate --inclusive=yes ...)"
+[ "$top" != 0 ] && python3 bench/harness/callgrind_top.py "$dir/callgrind.out.1" --requests "$requests" --top "$top"
+[ "$keep" = 1 ] && echo "callgrind file: $dir/callgrind.out.1 (bench/harness/callgrind_top.py FILE --requests $requests)"
 exit 0
