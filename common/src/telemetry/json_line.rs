@@ -23,7 +23,9 @@ use tracing_subscriber::registry::LookupSpan;
 pub const ACCESS_LOG_TARGET: &str = "access_log";
 
 /// The JSON event format: tracing-subscriber's (`flatten_event`, current span, no span list),
-/// with the span-less access-log events written directly.
+/// with the span-less access-log events written directly. Its settings are the ones in
+/// [`JsonLines::new`]: options set on the subscriber builder (timer, target, file, thread) do
+/// not reach it.
 #[derive(Debug)]
 pub struct JsonLines {
     inner: Format<Json, SystemTime>,

@@ -65,7 +65,7 @@ impl QueueWriter {
 }
 
 /// Writes what is queued, batching the lines already waiting into one write, and pausing for
-/// `pause` after each write while lines keep coming.
+/// `pause` after each write that emptied the queue.
 fn drain(rx: Receiver<Vec<u8>>, out: &mut impl Write, pause: Duration) {
     let mut batch = Vec::with_capacity(BATCH_BYTES);
     // Blocks only when the queue was empty after a pause: the next line wakes the thread.
@@ -83,11 +83,16 @@ fn drain(rx: Receiver<Vec<u8>>, out: &mut impl Write, pause: Duration) {
                     Err(_) => break,
                 }
             }
+            // A full batch means more is waiting: write on without pausing, so the pause never
+            // limits how fast lines go out (at 64 KiB per 10 ms it would, near 13,000 lines/s).
+            let full = batch.len() >= BATCH_BYTES;
             let _ = out.write_all(&batch);
             let _ = out.flush();
             batch.clear();
             PENDING.fetch_sub(lines, Ordering::Relaxed);
-            std::thread::sleep(pause);
+            if !full {
+                std::thread::sleep(pause);
+            }
             next = rx.try_recv().ok();
         }
     }
@@ -233,6 +238,38 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// More lines than a batch holds, queued at once behind a long pause: written back to back
+    /// in full batches, not one batch per pause.
+    #[test]
+    fn full_batches_are_written_without_pausing() {
+        let (tx, rx) = sync_channel::<Vec<u8>>(4096);
+        let writes = Writes::default();
+        let mut output = writes.clone();
+        let line = vec![b'x'; 1023];
+        let lines = 4 * BATCH_BYTES / 1024;
+        for _ in 0..lines {
+            let mut l = line.clone();
+            l.push(b'\n');
+            tx.send(l).expect("queue");
+        }
+        let started = Instant::now();
+        std::thread::spawn(move || drain(rx, &mut output, Duration::from_secs(30)));
+        let written = || -> usize { writes.0.lock().expect("writes").iter().map(Vec::len).sum() };
+        let until = Instant::now() + Duration::from_secs(10);
+        while written() < lines * 1024 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert_eq!(written(), lines * 1024, "every line written");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no 30 s pause between batches"
+        );
+        assert!(
+            writes.0.lock().expect("writes").len() >= 4,
+            "in batches of at most 64 KiB"
+        );
     }
 
     /// A line is written at once; the lines that come while the writer pauses after it are
