@@ -27,6 +27,8 @@
 #                  `curl --http2-prior-knowledge`)
 #   nats           `nats-server` on PATH or in /usr/sbin (the event tests start their own broker;
 #                  without it they skip, except under CI=true)
+#   redis          `redis-server` on PATH or in /usr/bin (the shared rate-limit tests start their
+#                  own; without it they skip, except under CI=true)
 #   kill           a `kill` program, not the shell builtin (internal/tests/signals.rs and
 #                  topology/tests/demo/cli.rs run it); Debian's procps
 #   docker         `docker` on PATH
@@ -98,6 +100,9 @@ gh_check() {
         # Debian installs it in /usr/sbin, which a user's PATH may lack.
         command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] ||
           _gh_missing nats-server nats-server - ;;
+      redis)
+        command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] ||
+          _gh_missing redis-server redis-server - ;;
       docker)
         command -v docker >/dev/null 2>&1 || _gh_missing docker docker.io - ;;
       docker-engine)

@@ -38,7 +38,8 @@ fn latency_histogram() -> Histogram {
 
 /// The metric families of a binary.
 pub struct Metrics {
-    registry: Registry,
+    /// Locked only to register a tier's own series and to render a scrape.
+    registry: std::sync::Mutex<Registry>,
     /// Idle HTTP/1 connections parked now (see `server::h1`).
     pub parked_connections: Gauge,
     /// Mirrors [`crate::telemetry::writer::dropped_lines`], updated when rendered.
@@ -441,7 +442,7 @@ impl Metrics {
             parts,
             part_duration,
             upstream,
-            registry,
+            registry: std::sync::Mutex::new(registry),
             requests,
             request_duration,
             upstream_connect_errors,
@@ -475,6 +476,12 @@ impl Metrics {
             .inc();
     }
 
+    /// Registers a tier's own series (its crate declares them), e.g. the edge's shared rate
+    /// limits. Call once per process: a name registered twice is rendered twice.
+    pub fn register(&self, f: impl FnOnce(&mut Registry)) {
+        f(&mut self.registry.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     /// The registry in Prometheus text format 0.0.4.
     pub fn render(&self) -> String {
         // The writer counts drops process-wide; the counter catches up at each scrape.
@@ -484,7 +491,8 @@ impl Metrics {
             self.log_lines_dropped.inc_by(dropped - seen);
         }
         let mut out = String::with_capacity(4096);
-        if prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).is_err() {
+        let registry = self.registry.lock().unwrap_or_else(|e| e.into_inner());
+        if prometheus_client::encoding::prometheus_text::encode(&mut out, &registry).is_err() {
             out.clear();
         }
         out

@@ -9,6 +9,7 @@ pub mod h3;
 pub mod named;
 pub mod nats;
 pub mod proxy;
+pub mod redis;
 
 pub use backend::{Backend, BackendHandle, Seen};
 pub use client::{Client, collect};
