@@ -22,16 +22,29 @@ use crate::jwt::remote::RemoteKeys;
 use crate::jwt::{Issuer, JwtVerifier, KeySource};
 use crate::normalize::normalize;
 use crate::policy::{AuthMethods, LimitKey, Policy, RateLimit};
-use crate::ratelimit::{Limiter, LocalLimiter, Quota};
+use crate::ratelimit::{Limiter, LocalLimiter, Quota, RateLimitMetrics, RedisStore, SharedLimiter};
 use crate::redirect::{HttpsRedirect, hsts_value};
 use crate::schema::JsonSchema;
-use crate::settings::{AuthMethod, AuthSettings, EdgeSettings, IssuerSettings, RateLimitSettings};
+use crate::settings::{
+    AuthMethod, AuthSettings, EdgeSettings, IssuerSettings, RateLimitSettings, SharedStore,
+};
+
+/// A limiter a plan uses, kept for the next reload while some plan still does.
+#[derive(Debug)]
+enum KeptLimiter {
+    Local(Weak<LocalLimiter>),
+    Shared(Weak<SharedLimiter>),
+}
 
 /// The edge's [`Extension`]: builds the filter on start and on every reload.
 #[derive(Debug, Default)]
 pub struct EdgeExtension {
     remotes: Mutex<HashMap<(String, u128, u128), Weak<RemoteKeys>>>,
-    limiters: Mutex<HashMap<String, (RateLimitSettings, Weak<LocalLimiter>)>>,
+    limiters: Mutex<HashMap<String, (RateLimitSettings, KeptLimiter)>>,
+    /// The Redis store of shared limits, kept while `edge.redis` is unchanged.
+    store: Mutex<Weak<RedisStore>>,
+    /// Shared limits' series, registered with the binary's metrics once serving.
+    pub rate_limit_metrics: RateLimitMetrics,
     /// HTTP/3 endpoints to advertise, filled by [`crate::h3::start`].
     pub alt_svc: Arc<AltSvc>,
 }
@@ -57,13 +70,30 @@ impl EdgeExtension {
         r
     }
 
-    fn limiter(&self, name: &str, s: &RateLimitSettings) -> Arc<LocalLimiter> {
+    /// The limiter of `name`: the running one when its settings (and store) did not change.
+    fn limiter(
+        &self,
+        name: &str,
+        s: &RateLimitSettings,
+        store: Option<&Arc<RedisStore>>,
+    ) -> Limiter {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((old, w)) = map.get(name)
+        if let Some((old, kept)) = map.get(name)
             && old == s
-            && let Some(l) = w.upgrade()
         {
-            return l;
+            match (kept, store) {
+                (KeptLimiter::Local(w), None) => {
+                    if let Some(l) = w.upgrade() {
+                        return Limiter::Local(l);
+                    }
+                }
+                (KeptLimiter::Shared(w), Some(store)) => {
+                    if let Some(l) = w.upgrade().filter(|l| Arc::ptr_eq(l.store(), store)) {
+                        return Limiter::Shared(l);
+                    }
+                }
+                _ => {}
+            }
         }
         let quota = Quota {
             name: name.to_owned(),
@@ -71,9 +101,50 @@ impl EdgeExtension {
             window: s.window.get(),
             burst: s.burst.unwrap_or(s.quota),
         };
-        let l = Arc::new(LocalLimiter::new(quota, s.max_keys));
-        map.insert(name.to_owned(), (s.clone(), Arc::downgrade(&l)));
-        l
+        let (limiter, kept) = match store {
+            None => {
+                let l = Arc::new(LocalLimiter::new(quota, s.max_keys));
+                let kept = KeptLimiter::Local(Arc::downgrade(&l));
+                (Limiter::Local(l), kept)
+            }
+            Some(store) => {
+                let l = Arc::new(SharedLimiter::new(
+                    quota,
+                    store.clone(),
+                    s.max_keys,
+                    s.on_store_failure.unwrap_or_default(),
+                    &self.rate_limit_metrics,
+                ));
+                let kept = KeptLimiter::Shared(Arc::downgrade(&l));
+                (Limiter::Shared(l), kept)
+            }
+        };
+        map.insert(name.to_owned(), (s.clone(), kept));
+        limiter
+    }
+
+    /// The store of `edge.redis`: the running one when its settings did not change.
+    fn store(
+        &self,
+        edge: &EdgeSettings,
+        source: &Source,
+    ) -> Result<Option<Arc<RedisStore>>, ConfigError> {
+        let Some(s) = &edge.redis else {
+            return Ok(None);
+        };
+        let mut kept = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = kept.upgrade().filter(|st| st.settings() == s) {
+            return Ok(Some(store));
+        }
+        let store = RedisStore::new(s, self.rate_limit_metrics.clone())
+            .map_err(|(key, e)| source.error_at(&format!("edge.redis.{key}"), e))?;
+        let store = Arc::new(store);
+        // `validate` runs without a runtime: nothing to connect to then.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            store.warm_up();
+        }
+        *kept = Arc::downgrade(&store);
+        Ok(Some(store))
     }
 
     fn issuers(&self, edge: &EdgeSettings, source: &Source) -> Result<Vec<Issuer>, ConfigError> {
@@ -151,6 +222,7 @@ impl EdgeExtension {
         source: &Source,
         name: &str,
         at: &str,
+        store: Option<&Arc<RedisStore>>,
     ) -> Result<RateLimit, ConfigError> {
         let Some(s) = edge.rate_limits.get(name) else {
             let hint = did_you_mean_hint(name, edge.rate_limits.keys().map(String::as_str));
@@ -174,7 +246,25 @@ impl EdgeExtension {
                 }
             },
         };
-        let limiter: Arc<dyn Limiter> = self.limiter(name, s);
+        let store = match (s.shared, store) {
+            (None, _) => {
+                if s.on_store_failure.is_some() {
+                    return Err(source.error_at(
+                        &format!("{here}.on_store_failure"),
+                        "only a shared limit has a store to fail (add `shared: redis`)",
+                    ));
+                }
+                None
+            }
+            (Some(SharedStore::Redis), Some(store)) => Some(store),
+            (Some(SharedStore::Redis), None) => {
+                return Err(source.error_at(
+                    &format!("{here}.shared"),
+                    "`shared: redis` needs `edge.redis` (url, password, ...)",
+                ));
+            }
+        };
+        let limiter = self.limiter(name, s, store);
         Ok(RateLimit { limiter, key })
     }
 }
@@ -222,8 +312,15 @@ pub fn build_filter(
         })?;
         api_keys.insert(hash, k.name.clone(), k.scopes.clone());
     }
+    let store = ext.store(edge, source)?;
+    // Every limit is checked, not only those a policy names.
+    for name in edge.rate_limits.keys() {
+        ext.rate_limit(edge, source, name, "", store.as_ref())?;
+    }
     let global_limit = match &edge.global_rate_limit {
-        Some(name) => Some(ext.rate_limit(edge, source, name, "edge.global_rate_limit")?),
+        Some(name) => {
+            Some(ext.rate_limit(edge, source, name, "edge.global_rate_limit", store.as_ref())?)
+        }
         None => None,
     };
     let mut policies: Vec<Policy> = Vec::new();
@@ -255,7 +352,9 @@ pub fn build_filter(
             return Err(source.error_at(&at("authorize"), "authorize needs an auth method"));
         }
         let rate_limit = match &p.rate_limit {
-            Some(name) => Some(ext.rate_limit(edge, source, name, &at("rate_limit"))?),
+            Some(name) => {
+                Some(ext.rate_limit(edge, source, name, &at("rate_limit"), store.as_ref())?)
+            }
             None => None,
         };
         let listener_headers = settings.limits.max_request_header_bytes.get();
@@ -413,6 +512,10 @@ impl Extension for EdgeExtension {
         &'a self,
         running: &'a gatehouse_common::runtime::Running,
     ) -> gatehouse_common::runtime::StartedFuture<'a> {
+        running
+            .shared()
+            .metrics
+            .register(|r| self.rate_limit_metrics.register(r));
         Box::pin(async move { crate::h3::start(running, &self.alt_svc).await.map(|_| ()) })
     }
 }

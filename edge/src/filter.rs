@@ -23,7 +23,7 @@ use crate::identity::{self, Identity};
 use crate::jwt::JwtVerifier;
 use crate::normalize::normalize;
 use crate::policy::{self, LimitKey, Policy, RateLimit};
-use crate::ratelimit::{Decision, Quota, ceil_secs};
+use crate::ratelimit::{Checked, Decision, Quota, ceil_secs};
 use crate::redirect::HttpsRedirect;
 use crate::reply::{self, problem};
 use crate::schema::JsonSchema;
@@ -353,7 +353,24 @@ impl EdgeFilter {
         let mut info = RateInfo::default();
         for limit in self.global_limit.iter().chain(policy.rate_limit.iter()) {
             let key = self.limit_key(limit, ctx, parts, id, used_api_key);
-            let d = limit.limiter.check(&key);
+            let d = match limit.limiter.check(&key).await {
+                Checked::Decided(d) => d,
+                Checked::StoreUnavailable => {
+                    let mut res = problem(
+                        ctx,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "rate-limit-unavailable",
+                        "Service unavailable",
+                        format!(
+                            "rate limit {} cannot be checked now",
+                            limit.limiter.quota().name
+                        ),
+                    );
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    return Err(res);
+                }
+            };
             info.0.push((limit.limiter.quota().clone(), d));
             if !d.allowed {
                 let mut res = problem(

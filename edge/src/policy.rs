@@ -34,7 +34,7 @@ pub enum LimitKey {
 /// A limiter and its key.
 #[derive(Debug, Clone)]
 pub struct RateLimit {
-    pub limiter: Arc<dyn Limiter>,
+    pub limiter: Limiter,
     pub key: LimitKey,
 }
 

@@ -1,15 +1,20 @@
-//! Token-bucket rate limiting behind the [`Limiter`] trait, so a backend shared across edge
-//! replicas can replace [`LocalLimiter`] without touching policies.
+//! Token-bucket rate limiting: a [`Limiter`] is in-process ([`LocalLimiter`]) or shared by
+//! every edge replica through Redis ([`SharedLimiter`]); policies see one interface.
 //!
 //! [`LocalLimiter`] keeps one bucket per key in a bounded `moka` cache: a bucket idle for
 //! longer than it takes to refill is evicted (a fresh bucket is full, so eviction changes
 //! nothing), and at most `max_keys` buckets are kept.
 
-use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
+
+mod redis;
+mod shared;
+
+pub use self::redis::{RateLimitMetrics, RedisStore};
+pub use self::shared::SharedLimiter;
 
 /// A limit as the `RateLimit-Policy` header states it.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,10 +47,36 @@ pub struct Decision {
     pub retry_after: Duration,
 }
 
-/// A rate limiter: takes one token from `key`'s bucket.
-pub trait Limiter: Send + Sync + Debug + 'static {
-    fn quota(&self) -> &Quota;
-    fn check(&self, key: &str) -> Decision;
+/// A rate limiter: takes one token from `key`'s bucket. An enum rather than a boxed trait
+/// object: a local check stays a plain call, with no future to box.
+#[derive(Debug, Clone)]
+pub enum Limiter {
+    Local(Arc<LocalLimiter>),
+    Shared(Arc<SharedLimiter>),
+}
+
+/// The outcome of [`Limiter::check`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Checked {
+    Decided(Decision),
+    /// The shared store did not answer and the limit says `on_store_failure: deny`.
+    StoreUnavailable,
+}
+
+impl Limiter {
+    pub fn quota(&self) -> &Quota {
+        match self {
+            Limiter::Local(l) => &l.quota,
+            Limiter::Shared(s) => s.quota(),
+        }
+    }
+
+    pub async fn check(&self, key: &str) -> Checked {
+        match self {
+            Limiter::Local(l) => Checked::Decided(l.check(key)),
+            Limiter::Shared(s) => s.check(key).await,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -110,12 +141,8 @@ impl LocalLimiter {
     }
 }
 
-impl Limiter for LocalLimiter {
-    fn quota(&self) -> &Quota {
-        &self.quota
-    }
-
-    fn check(&self, key: &str) -> Decision {
+impl LocalLimiter {
+    pub fn check(&self, key: &str) -> Decision {
         self.check_at(key, Instant::now())
     }
 }

@@ -28,6 +28,10 @@ pub struct EdgeSettings {
     /// A limit applied to every request before the policy's own. Default: none.
     #[serde(default)]
     pub global_rate_limit: Option<String>,
+    /// The Redis server that `shared: redis` limits count in, so that every edge replica
+    /// draws from one bucket. Default: none (then no limit may be shared).
+    #[serde(default)]
+    pub redis: Option<RedisSettings>,
     /// Peers whose `X-Forwarded-For` is believed when keying limits by client IP (the
     /// right-most address not in this list is the client). Default: none.
     #[serde(default)]
@@ -232,6 +236,85 @@ pub struct RateLimitSettings {
     /// Buckets kept at most; idle ones are evicted first. Default 1000000.
     #[serde(default = "default_max_keys")]
     pub max_keys: u64,
+    /// `redis`: the bucket lives in `edge.redis`, shared by every replica. Default: in this
+    /// process only.
+    #[serde(default)]
+    pub shared: Option<SharedStore>,
+    /// What a shared limit does when Redis does not answer within `edge.redis.timeout`:
+    /// `local` (default) limits in this process with the quota and burst divided by
+    /// `edge.redis.replicas`; `deny` answers 503. Only for shared limits.
+    #[serde(default)]
+    pub on_store_failure: Option<OnStoreFailure>,
+}
+
+/// Where a shared limit's buckets live.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SharedStore {
+    Redis,
+}
+
+/// See [`RateLimitSettings::on_store_failure`].
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OnStoreFailure {
+    /// Fail open, to a local bucket with this replica's share of the quota.
+    #[default]
+    Local,
+    /// 503: no request passes uncounted.
+    Deny,
+}
+
+/// `edge.redis`: the store of shared limits.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://host:port[/db]`, or `rediss://` for TLS. No password here: use `password`.
+    pub url: String,
+    /// The ACL user (`AUTH user password`). Default: none (`AUTH password`, or no AUTH).
+    #[serde(default)]
+    pub username: Option<String>,
+    /// `${VAR}`; never logged, redacted in `/config`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// For `rediss://`: the CA to trust (default: the system's roots) and a client
+    /// certificate to present.
+    #[serde(default)]
+    pub tls: Option<RedisTls>,
+    /// How long one check may wait for Redis before `on_store_failure` decides. Default 25ms.
+    #[serde(default = "default_redis_timeout")]
+    pub timeout: Duration,
+    /// Edge replicas sharing these limits: each takes `1/replicas` of a quota while Redis is
+    /// unreachable. Default 1.
+    #[serde(default = "default_replicas")]
+    pub replicas: u32,
+    /// Prefix of every key written. Default `gatehouse:rl:`.
+    #[serde(default = "default_key_prefix")]
+    pub key_prefix: String,
+}
+
+/// TLS to Redis.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTls {
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+fn default_redis_timeout() -> Duration {
+    Duration::from(std::time::Duration::from_millis(25))
+}
+
+fn default_replicas() -> u32 {
+    1
+}
+
+fn default_key_prefix() -> String {
+    "gatehouse:rl:".to_owned()
 }
 
 fn default_window() -> Duration {
