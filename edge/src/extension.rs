@@ -29,6 +29,10 @@ use crate::settings::{
     AuthMethod, AuthSettings, EdgeSettings, IssuerSettings, RateLimitSettings, SharedStore,
 };
 
+/// The fastest shared limit: one token per microsecond (Redis's script keeps time in
+/// microseconds as doubles near 1.7e15, which resolve 0.25 µs).
+const MAX_SHARED_PER_SECOND: f64 = 1_000_000.0;
+
 /// A limiter a plan uses, kept for the next reload while some plan still does.
 #[derive(Debug)]
 enum KeptLimiter {
@@ -132,14 +136,25 @@ impl EdgeExtension {
         let Some(s) = &edge.redis else {
             return Ok(None);
         };
+        if s.url.trim().is_empty() {
+            tracing::warn!(
+                "edge.redis.url is empty: `shared: redis` limits count in this process only, \
+                 with their whole quota"
+            );
+            return Ok(None);
+        }
         let mut kept = self.store.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(store) = kept.upgrade().filter(|st| st.settings() == s) {
             return Ok(Some(store));
         }
-        let store = RedisStore::new(s, self.rate_limit_metrics.clone())
+        let store = RedisStore::new(s, &self.rate_limit_metrics)
             .map_err(|(key, e)| source.error_at(&format!("edge.redis.{key}"), e))?;
+        // Checked, but not kept nor connected, when no limit uses it.
+        if !edge.rate_limits.values().any(|l| l.shared.is_some()) {
+            return Ok(None);
+        }
         let store = Arc::new(store);
-        // `validate` runs without a runtime: nothing to connect to then.
+        // Outside a runtime (a unit test building a plan) there is nothing to connect with.
         if tokio::runtime::Handle::try_current().is_ok() {
             store.warm_up();
         }
@@ -256,7 +271,21 @@ impl EdgeExtension {
                 }
                 None
             }
-            (Some(SharedStore::Redis), Some(store)) => Some(store),
+            (Some(SharedStore::Redis), Some(store)) => {
+                let per_second = s.quota as f64 / s.window.get().as_secs_f64();
+                if per_second > MAX_SHARED_PER_SECOND {
+                    return Err(source.error_at(
+                        &format!("{here}.quota"),
+                        format!(
+                            "a shared limit counts at most {MAX_SHARED_PER_SECOND} per second \
+                             per key (this one: {per_second})"
+                        ),
+                    ));
+                }
+                Some(store)
+            }
+            // `url: "${REDIS_URL:-}"` unset: one process, counting alone (said once per load).
+            (Some(SharedStore::Redis), None) if edge.redis.is_some() => None,
             (Some(SharedStore::Redis), None) => {
                 return Err(source.error_at(
                     &format!("{here}.shared"),

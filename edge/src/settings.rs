@@ -270,6 +270,7 @@ pub enum OnStoreFailure {
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
     /// `redis://host:port[/db]`, or `rediss://` for TLS. No password here: use `password`.
+    /// Empty (`${REDIS_URL:-}` unset): shared limits count in this process alone.
     pub url: String,
     /// The ACL user (`AUTH user password`). Default: none (`AUTH password`, or no AUTH).
     #[serde(default)]

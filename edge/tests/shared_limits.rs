@@ -15,10 +15,12 @@ use gatehouse_tests::{Backend, Client, collect};
 use http::{Request, StatusCode};
 use support::*;
 
-/// 10/s, burst 10, keyed by `x-tenant`, shared on `url`; two replicas.
+/// 10/s, burst 10, keyed by `x-tenant`, shared on `url`; two replicas. The timeout is 300ms,
+/// not the default 25ms: on a busy CI machine a debug build on one test thread may need more,
+/// and a check that times out would make the counts below lie.
 fn section(url: &str, on_failure: &str, extra_redis: &str) -> String {
     format!(
-        "  redis:\n    url: {url}\n    replicas: 2\n{extra_redis}\
+        "  redis:\n    url: {url}\n    replicas: 2\n    timeout: 300ms\n{extra_redis}\
          \x20 rate_limits:\n    shared:\n      quota: 10\n      window: 1s\n      burst: 10\n\
          \x20     key: \"header:x-tenant\"\n      shared: redis\n      on_store_failure: {on_failure}\n\
          \x20 policies:\n    - name: api\n      path_prefix: /api\n      auth: none\n\
@@ -48,42 +50,55 @@ async fn edge(url: &str, on_failure: &str) -> Edge {
     start(backend, &section(url, on_failure, "")).await
 }
 
-/// The value of the series `name` (labels included, e.g. `x{a="b"}`) on the admin port.
-async fn metric(edge: &Edge, name: &str) -> f64 {
+/// The value of the series `name` (labels included, e.g. `x{a="b"}`) on the admin port;
+/// `None` when there is no such series.
+async fn metric(edge: &Edge, name: &str) -> Option<f64> {
     let url = format!("http://{}/metrics", edge.running.admin_addr);
     let req = Request::get(url).body(empty()).expect("req");
     let (_, _, body) = collect(Client::http1().send(req).await).await;
     let text = String::from_utf8_lossy(&body).into_owned();
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0.0)
+}
+
+/// `gatehouse_rate_limit_store_up` of the edge's one store (labelled with its URL).
+async fn store_up(edge: &Edge) -> Option<f64> {
+    let url = format!("http://{}/metrics", edge.running.admin_addr);
+    let req = Request::get(url).body(empty()).expect("req");
+    let (_, _, body) = collect(Client::http1().send(req).await).await;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    text.lines().find_map(|l| {
+        l.strip_prefix("gatehouse_rate_limit_store_up{store=\"")?
+            .rsplit(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
+}
+
+async fn fallbacks(edge: &Edge, decided_by: &str) -> f64 {
+    let series = format!(
+        "gatehouse_rate_limit_store_fallbacks_total{{limit=\"shared\",decided_by=\"{decided_by}\"}}"
+    );
+    metric(edge, &series).await.unwrap_or(0.0)
 }
 
 /// The ACL rules docs/edge.md gives for the edge's Redis user.
 const ACL_RULES: &str =
     "~gatehouse:rl:* +evalsha +eval +script|load +get +set +time +hello +auth +ping";
 
-const UP: &str = "gatehouse_rate_limit_store_up";
-
-async fn fallbacks(edge: &Edge, decided_by: &str) -> f64 {
-    let series = format!(
-        "gatehouse_rate_limit_store_fallbacks_total{{limit=\"shared\",decided_by=\"{decided_by}\"}}"
-    );
-    metric(edge, &series).await
-}
-
 /// Waits until the edge's store gauge reads `up` (1 or 0), sending a request every 50 ms with
 /// tenant `probe` (a down store is tried again only by a check).
 async fn wait_store(edge: &Edge, up: f64) {
     for _ in 0..100 {
-        if metric(edge, UP).await == up {
+        if store_up(edge).await == Some(up) {
             return;
         }
         edge.send("GET", "/api/probe", &[("x-tenant", "probe")])
             .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{UP} never read {up}");
+    panic!("gatehouse_rate_limit_store_up never read {up}");
 }
 
 /// `n` concurrent requests for `tenant`, spread over `edges` in turn: (statuses, how long
@@ -171,12 +186,14 @@ async fn two_edges_share_one_bucket_fall_back_to_their_share_and_share_again() {
         "{statuses:?}"
     );
     eprintln!("fail-open: 20 requests answered {switch:?} after Redis was killed");
-    assert_eq!(metric(&a, UP).await, 0.0);
+    assert_eq!(store_up(&a).await, Some(0.0));
     assert!(fallbacks(&a, "local").await >= 20.0);
 
-    // Redis is back (empty): the limit is shared again, nothing decided locally.
+    // Redis is back (empty): the limit is shared again, nothing decided locally. b never saw
+    // the outage: its first check finds the connection broken and reconnects.
     redis.restart().await;
     wait_store(&a, 1.0).await;
+    b.send("GET", "/api/probe", &[("x-tenant", "probe")]).await;
     wait_store(&b, 1.0).await;
     let before = fallbacks(&a, "local").await + fallbacks(&b, "local").await;
     let (statuses, took) = burst(&[&a, &b], "t3", 40).await;
@@ -211,13 +228,18 @@ async fn deny_answers_503_while_the_store_is_down() {
     assert!(body.contains("rate-limit-unavailable"), "{body}");
     assert!(!body.contains("127.0.0.1"), "{body}");
     assert!(fallbacks(&e, "deny").await >= 1.0);
-    // Still 503 while down (decided at once, without waiting for Redis each time).
+    // Still 503 while down, decided at once: 5 checks waiting for the 300ms timeout each
+    // would take 1.5 s.
     let started = Instant::now();
     for _ in 0..5 {
         let (status, _, _) = e.send("GET", "/api/x", &[("x-tenant", "t")]).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     }
-    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -232,7 +254,7 @@ async fn tls_and_an_acl_user_to_redis() {
     let Some(redis) = RedisServer::start(RedisConfig {
         tls: Some((cert, key, ca.clone())),
         // Only what docs/edge.md says the edge needs.
-        user: Some(("edge".into(), "s3cret-redis".into(), ACL_RULES.into())),
+        users: vec![("edge".into(), "s3cret-redis".into(), ACL_RULES.into())],
     })
     .await
     else {
@@ -266,7 +288,7 @@ async fn tls_and_an_acl_user_to_redis() {
     let bad = edge_with(&yaml, "wrong").await;
     let (status, _, _) = bad.send("GET", "/api/x", &[("x-tenant", "t")]).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(metric(&bad, UP).await, 0.0);
+    assert_eq!(store_up(&bad).await, Some(0.0));
     assert!(fallbacks(&bad, "local").await >= 1.0);
 }
 
@@ -307,6 +329,13 @@ async fn bad_shared_limit_settings_are_refused_with_the_key() {
         (
             format!("  redis: {{ url: \"redis://127.0.0.1:6379\", timeout: 0s }}\n{limit}{policy}"),
             "edge.redis.timeout",
+        ),
+        (
+            format!(
+                "  redis: {{ url: \"redis://127.0.0.1:6379\" }}\n  rate_limits:\n    l:\n      \
+                 quota: 2000000\n      shared: redis\n{policy}"
+            ),
+            "edge.rate_limits.l.quota",
         ),
         (
             format!(
@@ -351,6 +380,7 @@ async fn a_slow_store_times_out_and_the_local_share_decides() {
         .query_async(&mut admin)
         .await
         .expect("CLIENT PAUSE");
+    let before = fallbacks(&e, "local").await;
     let started = Instant::now();
     let (status, _, _) = e.send("GET", "/api/x", &[("x-tenant", "t")]).await;
     let took = started.elapsed();
@@ -359,6 +389,109 @@ async fn a_slow_store_times_out_and_the_local_share_decides() {
         took < Duration::from_secs(1),
         "waited {took:?} for a paused Redis"
     );
-    assert_eq!(fallbacks(&e, "local").await, 1.0);
-    assert_eq!(metric(&e, UP).await, 0.0);
+    assert_eq!(fallbacks(&e, "local").await, before + 1.0);
+    assert_eq!(store_up(&e).await, Some(0.0));
+}
+
+/// `url: "${REDIS_URL:-}"` unset: no Redis, the limit counts in this process with its whole
+/// quota (not the fallback share), and nothing is counted as a fallback.
+#[tokio::test]
+async fn an_empty_url_limits_in_this_process_alone() {
+    let e = edge("\"\"", "local").await;
+    let (statuses, took) = burst(&[&e], "t", 15).await;
+    let n = passed(&statuses);
+    assert!(
+        (10..=at_most(10, took)).contains(&n),
+        "{n} of 15 in {took:?}"
+    );
+    assert_eq!(fallbacks(&e, "local").await, 0.0);
+    assert_eq!(store_up(&e).await, None, "a store series without a store");
+}
+
+/// A client-chosen key of kilobytes costs Redis a digest-sized key, and still has its own
+/// bucket.
+#[tokio::test]
+async fn long_keys_are_stored_as_a_digest() {
+    let Some(redis) = RedisServer::start(RedisConfig::default()).await else {
+        return;
+    };
+    let e = edge(&redis.url(), "local").await;
+    wait_store(&e, 1.0).await;
+    let long = "k".repeat(4000);
+    for _ in 0..3 {
+        let (status, headers, _) = e.send("GET", "/api/x", &[("x-tenant", &long)]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.contains_key("ratelimit"));
+    }
+    let client = ::redis::Client::open(redis.url()).expect("client");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("gatehouse:rl:shared:*")
+        .query_async(&mut conn)
+        .await
+        .expect("KEYS");
+    let long_key: Vec<&String> = keys.iter().filter(|k| k.contains("sha256:")).collect();
+    assert_eq!(long_key.len(), 1, "{keys:?}");
+    assert!(long_key[0].len() < 100, "{}", long_key[0]);
+    // Its bucket took 3 of 10 tokens.
+    let (_, headers, _) = e.send("GET", "/api/x", &[("x-tenant", &long)]).await;
+    let state = headers["ratelimit"].to_str().unwrap_or_default().to_owned();
+    assert!(state.starts_with("\"shared\";r=6"), "{state}");
+}
+
+/// A store that refuses the edge's AUTH for a while (user disabled, its connections killed)
+/// is given up on and tried again with a new connection: the edge shares again once the user
+/// is back, without a restart or a reload.
+#[tokio::test]
+async fn a_refused_login_is_retried_with_a_new_connection() {
+    let Some(redis) = RedisServer::start(RedisConfig {
+        tls: None,
+        users: vec![
+            ("edge".into(), "edge-pw".into(), ACL_RULES.into()),
+            ("admin".into(), "admin-pw".into(), "~* +@all".into()),
+        ],
+    })
+    .await
+    else {
+        return;
+    };
+    let e = edge_with(
+        &section(
+            &redis.url(),
+            "local",
+            "    username: edge\n    password: ${REDIS_PASSWORD}\n",
+        ),
+        "edge-pw",
+    )
+    .await;
+    wait_store(&e, 1.0).await;
+    let admin_url = redis.url().replace("redis://", "redis://admin:admin-pw@");
+    let client = ::redis::Client::open(admin_url).expect("client");
+    let mut admin = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    for args in [
+        &["ACL", "SETUSER", "edge", "off"][..],
+        &["CLIENT", "KILL", "USER", "edge"][..],
+    ] {
+        let _: ::redis::Value = ::redis::cmd(args[0])
+            .arg(&args[1..])
+            .query_async(&mut admin)
+            .await
+            .expect("admin command");
+    }
+    wait_store(&e, 0.0).await;
+    let (status, _, _) = e.send("GET", "/api/x", &[("x-tenant", "t")]).await;
+    assert_eq!(status, StatusCode::OK, "the local share decides meanwhile");
+
+    let _: ::redis::Value = ::redis::cmd("ACL")
+        .arg(&["SETUSER", "edge", "on"])
+        .query_async(&mut admin)
+        .await
+        .expect("ACL SETUSER on");
+    wait_store(&e, 1.0).await;
 }

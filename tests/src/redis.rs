@@ -18,9 +18,9 @@ pub struct RedisConfig {
     /// TLS only (no plain port) with these PEM files: server certificate, key, CA. Clients
     /// are not asked for a certificate.
     pub tls: Option<(PathBuf, PathBuf, PathBuf)>,
-    /// `(user, password, ACL rules)`, e.g. `~* +@all`: the only user that may log in (the
-    /// `default` user is off).
-    pub user: Option<(String, String, String)>,
+    /// `(user, password, ACL rules)`, e.g. `~* +@all`: the users that may log in (the
+    /// `default` user is off). None: no AUTH.
+    pub users: Vec<(String, String, String)>,
 }
 
 /// A running (or stopped) server.
@@ -72,10 +72,11 @@ impl RedisServer {
                 ca.display()
             )),
         }
-        if let Some((user, password, rules)) = &config.user {
-            text.push_str(&format!(
-                "user default off\nuser {user} on >{password} {rules}\n"
-            ));
+        if !config.users.is_empty() {
+            text.push_str("user default off\n");
+        }
+        for (user, password, rules) in &config.users {
+            text.push_str(&format!("user {user} on >{password} {rules}\n"));
         }
         std::fs::write(&conf, text).expect("write redis.conf");
         let mut server = RedisServer {

@@ -3,9 +3,10 @@
 //! store answers is logged and exported once per change, not once per request.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +24,10 @@ const PROBE_INTERVAL_MS: u64 = 500;
 /// One connection attempt (TCP, TLS, AUTH) may take this long; checks meanwhile wait only for
 /// their own timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Unacknowledged writes for this long break the connection (TCP_USER_TIMEOUT), so a peer
+/// that vanished is noticed in seconds, not after the kernel's ~15 minutes of retransmits.
+#[cfg(target_os = "linux")]
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(2);
 
 const UNKNOWN: u8 = 0;
 const UP: u8 = 1;
@@ -31,10 +36,17 @@ const DOWN: u8 = 2;
 /// The series of shared limits (docs/edge.md lists them), registered once per process.
 #[derive(Debug, Clone, Default)]
 pub struct RateLimitMetrics {
-    /// 1 while the shared-limit store answers.
-    pub store_up: Gauge,
+    /// 1 while the store answers, by its URL (no series on an edge without one, so an alert
+    /// on 0 fires only where Redis is configured).
+    pub store_up: Family<StoreLabels, Gauge>,
     /// Checks of shared limits decided without the store, by limit and by what decided.
     pub store_fallbacks: Family<FallbackLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// `edge.redis.url` (never holds a password: refused at load).
+    pub store: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -49,7 +61,7 @@ impl RateLimitMetrics {
     pub fn register(&self, r: &mut Registry) {
         r.register(
             "rate_limit_store_up",
-            "1 while the store of shared rate limits (Redis) answers",
+            "1 while the store of shared rate limits (Redis) answers, by its URL",
             self.store_up.clone(),
         );
         r.register(
@@ -76,14 +88,18 @@ pub enum StoreError {
 pub struct RedisStore {
     settings: RedisSettings,
     client: Client,
-    conn: OnceLock<ConnectionManager>,
+    /// Replaced after a failure: a manager only reconnects by itself after I/O errors, not
+    /// after a refused AUTH, a READONLY replica behind a moved DNS name, or a silent peer.
+    conn: ArcSwapOption<ConnectionManager>,
     timeout: Duration,
+    /// UNKNOWN, UP or DOWN; read on every check, changed under `changing`.
     state: AtomicU8,
+    changing: Mutex<()>,
+    up: (Family<StoreLabels, Gauge>, StoreLabels),
     epoch: Instant,
     /// While down: when (ms since `epoch`) a check may try the store again.
     retry_at: AtomicU64,
     script: redis::Script,
-    metrics: RateLimitMetrics,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -100,23 +116,29 @@ impl RedisStore {
     /// under `edge.redis` at fault.
     pub fn new(
         s: &RedisSettings,
-        metrics: RateLimitMetrics,
+        metrics: &RateLimitMetrics,
     ) -> Result<Self, (&'static str, String)> {
         let url = s.url.trim();
+        let shown = without_userinfo(url);
         let tls = match url.split_once("://").map(|(scheme, _)| scheme) {
             Some("redis") => false,
             Some("rediss") => true,
             _ => {
                 return Err((
                     "url",
-                    format!("`{url}` is not a Redis URL (redis://host:port or rediss://host:port)"),
+                    format!(
+                        "`{shown}` is not a Redis URL (redis://host:port or rediss://host:port)"
+                    ),
                 ));
             }
         };
-        let info = url
-            .into_connection_info()
-            .map_err(|e| ("url", format!("`{url}`: {e}")))?;
-        if info.redis_settings().password().is_some() {
+        let info = url.into_connection_info();
+        // Checked before a parse error is reported, so that no message quotes it.
+        let password_in_url = userinfo(url).is_some_and(|u| u.contains(':'))
+            || info
+                .as_ref()
+                .is_ok_and(|i| i.redis_settings().password().is_some());
+        if password_in_url {
             return Err((
                 "url",
                 "no password in the URL (it would show in /config and logs): set \
@@ -124,6 +146,7 @@ impl RedisStore {
                     .to_owned(),
             ));
         }
+        let info = info.map_err(|_| ("url", format!("`{shown}` is not a valid Redis URL")))?;
         let mut redis = info.redis_settings().clone();
         if let Some(user) = &s.username {
             redis = redis.set_username(user);
@@ -131,7 +154,11 @@ impl RedisStore {
         if let Some(password) = &s.password {
             redis = redis.set_password(password.expose());
         }
-        let info = info.set_redis_settings(redis);
+        // Nagle off: one small command per check, latency is the point.
+        let tcp = redis::io::tcp::TcpSettings::default().set_nodelay(true);
+        #[cfg(target_os = "linux")]
+        let tcp = tcp.set_user_timeout(TCP_USER_TIMEOUT);
+        let info = info.set_redis_settings(redis).set_tcp_settings(tcp);
         if s.timeout.get().is_zero() {
             return Err(("timeout", "must be positive".to_owned()));
         }
@@ -168,17 +195,25 @@ impl RedisStore {
                 )
             }
         }
-        .map_err(|e| ("url", e.to_string()))?;
+        .map_err(|e| (if tls { "tls" } else { "url" }, e.to_string()))?;
+        // The series appears with the first state change: none for a store no limit uses.
+        let up = (
+            metrics.store_up.clone(),
+            StoreLabels {
+                store: url.to_owned(),
+            },
+        );
         Ok(RedisStore {
             settings: s.clone(),
             client,
-            conn: OnceLock::new(),
+            conn: ArcSwapOption::empty(),
             timeout: s.timeout.get(),
             state: AtomicU8::new(UNKNOWN),
+            changing: Mutex::new(()),
+            up,
             epoch: Instant::now(),
             retry_at: AtomicU64::new(0),
             script: redis::Script::new(include_str!("gcra.lua")),
-            metrics,
         })
     }
 
@@ -204,25 +239,29 @@ impl RedisStore {
     }
 
     fn connection(&self) -> Result<ConnectionManager, redis::RedisError> {
-        if let Some(c) = self.conn.get() {
-            return Ok(c.clone());
+        if let Some(c) = &*self.conn.load() {
+            return Ok(ConnectionManager::clone(c));
         }
         // Few reconnect attempts of its own: while Redis is down, checks decide without it
-        // and one of them tries again every PROBE_INTERVAL_MS.
+        // and one of them tries again every PROBE_INTERVAL_MS, with a new manager. No response
+        // timeout of its own either (its default, 500 ms, would cap `timeout`).
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(PROBE_INTERVAL_MS));
         let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        Ok(self.conn.get_or_init(|| conn).clone())
+        self.conn.store(Some(Arc::new(conn.clone())));
+        Ok(conn)
     }
 
-    /// Takes one token from `bucket` (a full key): `interval_us` per token, `burst` at most.
+    /// Takes one token from `bucket` (a full key): `interval_us` per token (fractional: a
+    /// rate of 300,000/s is not rounded to 333,333/s), `burst` at most.
     pub async fn take(
         &self,
         bucket: &str,
-        interval_us: u64,
+        interval_us: f64,
         burst: u64,
     ) -> Result<Decision, StoreError> {
         if !self.may_try() {
@@ -290,9 +329,13 @@ impl RedisStore {
     }
 
     fn answered(&self) {
+        if self.state.load(Ordering::Relaxed) == UP {
+            return;
+        }
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         let was = self.state.swap(UP, Ordering::Relaxed);
         if was != UP {
-            self.metrics.store_up.set(1);
+            self.up.0.get_or_create(&self.up.1).set(1);
             match was {
                 DOWN => tracing::info!(
                     url = %self.settings.url,
@@ -307,11 +350,14 @@ impl RedisStore {
         if matches!(e, StoreError::Down) {
             return;
         }
+        let _changing = self.changing.lock().unwrap_or_else(|e| e.into_inner());
         self.retry_at
             .store(self.now_ms() + PROBE_INTERVAL_MS, Ordering::Relaxed);
+        // The next try starts from a new connection (see `conn`).
+        self.conn.store(None);
         let was = self.state.swap(DOWN, Ordering::Relaxed);
         if was != DOWN {
-            self.metrics.store_up.set(0);
+            self.up.0.get_or_create(&self.up.1).set(0);
             tracing::warn!(
                 url = %self.settings.url,
                 error = %e,
@@ -319,6 +365,39 @@ impl RedisStore {
                 "rate-limit store unavailable: shared limits decide per on_store_failure \
                  (local: this replica's share of the quota; deny: 503)"
             );
+        }
+    }
+}
+
+/// The `user:password` of `scheme://user:password@host/...`, if any.
+fn userinfo(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    authority.rfind('@').map(|at| &authority[..at])
+}
+
+/// `url` without its `user:password@`, to quote it in an error.
+fn without_userinfo(url: &str) -> String {
+    match (userinfo(url), url.split_once("://")) {
+        (Some(u), Some((scheme, rest))) => format!("{scheme}://{}", &rest[u.len() + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_userinfo;
+
+    #[test]
+    fn userinfo_is_not_quoted() {
+        for (url, shown) in [
+            ("redis://:pw@h:6379/0", "redis://h:6379/0"),
+            ("rediss://u:p@ss@h", "rediss://h"),
+            ("redis://h:6379", "redis://h:6379"),
+            ("redis://h/a@b", "redis://h/a@b"),
+            ("h:6379", "h:6379"),
+        ] {
+            assert_eq!(without_userinfo(url), shown, "{url}");
         }
     }
 }

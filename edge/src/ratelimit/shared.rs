@@ -5,10 +5,17 @@
 use std::sync::Arc;
 
 use prometheus_client::metrics::counter::Counter;
+use sha2::{Digest, Sha256};
 
 use super::redis::{FallbackLabels, RateLimitMetrics, RedisStore};
 use super::{Checked, LocalLimiter, Quota};
 use crate::settings::OnStoreFailure;
+
+/// Keys longer than this are stored as a digest (128 bits of SHA-256).
+const MAX_KEY_BYTES: usize = 128;
+const HEX: [char; 16] = [
+    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', 'a', 'b', 'c', 'd', 'e', 'f',
+];
 
 #[derive(Debug)]
 pub struct SharedLimiter {
@@ -17,7 +24,7 @@ pub struct SharedLimiter {
     /// `{key_prefix}{limit name}:`, made once.
     prefix: String,
     /// Microseconds per token, as the script takes it.
-    interval_us: u64,
+    interval_us: f64,
     on_failure: OnStoreFailure,
     /// This replica's share while the store is unavailable (`on_store_failure: local`).
     fallback: LocalLimiter,
@@ -46,7 +53,7 @@ impl SharedLimiter {
             },
             max_keys,
         );
-        let interval_us = (quota.window.as_micros() / u128::from(quota.quota.max(1))).max(1);
+        let interval_us = quota.window.as_micros() as f64 / quota.quota.max(1) as f64;
         let decided_by = match on_failure {
             OnStoreFailure::Local => "local",
             OnStoreFailure::Deny => "deny",
@@ -60,7 +67,7 @@ impl SharedLimiter {
             .clone();
         SharedLimiter {
             prefix,
-            interval_us: u64::try_from(interval_us).unwrap_or(u64::MAX),
+            interval_us,
             quota,
             store,
             on_failure,
@@ -79,9 +86,18 @@ impl SharedLimiter {
     }
 
     pub async fn check(&self, key: &str) -> Checked {
-        let mut bucket = String::with_capacity(self.prefix.len() + key.len());
+        let mut bucket = String::with_capacity(self.prefix.len() + key.len().min(MAX_KEY_BYTES));
         bucket.push_str(&self.prefix);
-        bucket.push_str(key);
+        if key.len() <= MAX_KEY_BYTES {
+            bucket.push_str(key);
+        } else {
+            // A client-chosen key (`header:<name>`) may be kilobytes: Redis gets its digest.
+            bucket.push_str("sha256:");
+            for b in &Sha256::digest(key.as_bytes())[..16] {
+                bucket.push(HEX[usize::from(b >> 4)]);
+                bucket.push(HEX[usize::from(b & 15)]);
+            }
+        }
         match self
             .store
             .take(&bucket, self.interval_us, self.quota.burst)
