@@ -8,6 +8,7 @@
 
 mod build;
 pub mod nats;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -89,6 +90,8 @@ pub enum Role {
     Service,
     /// The event broker (`nats-server`).
     Broker,
+    /// The store of shared rate limits (`redis-server`).
+    Store,
 }
 
 impl Role {
@@ -100,6 +103,7 @@ impl Role {
             Role::Sidecar => "sidecar",
             Role::Service => "service",
             Role::Broker => "broker",
+            Role::Store => "store",
         }
     }
 }
@@ -189,9 +193,16 @@ impl Topology {
             .find(|p| p.role == Role::Broker)
             .and_then(|p| p.listen.get("nats"))
             .map(|a| format!("tls://{a}"));
+        let store = self
+            .processes
+            .iter()
+            .find(|p| p.role == Role::Store)
+            .and_then(|p| p.listen.get("redis"))
+            .map(|a| format!("rediss://{a}"));
         json!({
             "cert_dir": self.cert_dir.display().to_string(),
             "broker": broker,
+            "store": store,
             "processes": processes,
             "demo_clients": clients,
         })
@@ -287,6 +298,8 @@ struct Ports {
     /// The event broker's client port and monitoring port.
     nats: u16,
     nats_monitor: u16,
+    /// The shared rate limits' store (TLS).
+    redis: u16,
     /// First port of the instances: 4 each (app, app admin, sidecar inbound, sidecar admin).
     instances: u16,
     orders_outbound: u16,
@@ -316,6 +329,7 @@ impl Ports {
             internal_admin: rest + 1,
             nats: rest + 2,
             nats_monitor: rest + 3,
+            redis: rest + 4,
             instances: rest + 10,
             orders_outbound: rest + 101,
         })
@@ -361,6 +375,8 @@ pub fn ensure_pki(cert_dir: &Path) -> anyhow::Result<()> {
     }
     // The event broker's server certificate (its SANs: `nats`, `localhost`, 127.0.0.1).
     services.push("nats".to_owned());
+    // The shared rate limits' store, the same way.
+    services.push("redis".to_owned());
     let opts = InitOptions {
         services,
         ..InitOptions::default()
@@ -552,6 +568,40 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
             None
         }
     };
+    let store = match redis::find_binary() {
+        Some(binary) => Some(redis::prepare(
+            binary,
+            &state_dir,
+            &cert_dir,
+            local(ports.redis),
+        )?),
+        None => {
+            eprintln!(
+                "gatehouse-topology: redis-server is not on the PATH, so the /api/echo rate \
+                 limit counts in the edge alone (apt-get install redis-server)"
+            );
+            None
+        }
+    };
+    let mut edge_env = BTreeMap::new();
+    if let Some(s) = &store {
+        let args = vec![s.config.display().to_string()];
+        let binary = s.binary.display().to_string();
+        let child = topo.spawner.spawn("redis", &binary, &args, &none)?;
+        topo.processes.push(Process {
+            name: "redis".to_owned(),
+            role: Role::Store,
+            service: None,
+            listen: BTreeMap::from([("redis", s.addr)]),
+            admin: s.addr,
+            config: Some(s.config.clone()),
+            pid: child.id().unwrap_or(0),
+            child: Some(child),
+            launch: launch(&binary, &args, &none),
+        });
+        edge_env.insert("GH_REDIS_URL".to_owned(), s.url());
+        edge_env.insert("GH_REDIS_PASSWORD".to_owned(), s.edge_password.clone());
+    }
     let mut internal_env = BTreeMap::new();
     if let Some(b) = &broker {
         let args = vec!["-c".to_owned(), b.config.display().to_string()];
@@ -679,7 +729,7 @@ pub async fn up(opts: UpOptions) -> anyhow::Result<Topology> {
         let env = if role == Role::Internal {
             &internal_env
         } else {
-            &none
+            &edge_env
         };
         let child = topo.spawner.spawn(name, binary, &args, env)?;
         topo.processes.push(Process {
@@ -729,13 +779,14 @@ async fn wait_ready(
                     log_dir.join(format!("{}.log", p.name)).display()
                 );
             }
-            // nats-server's monitoring port says it at /healthz.
-            let path = if p.role == Role::Broker {
-                "/healthz"
-            } else {
-                "/readyz"
+            // nats-server's monitoring port says it at /healthz; redis-server has no HTTP
+            // port: it is up once it accepts connections.
+            let ready = match p.role {
+                Role::Store => tokio::net::TcpStream::connect(p.admin).await.is_ok(),
+                Role::Broker => readyz(p.admin, "/healthz").await == Some(200),
+                _ => readyz(p.admin, "/readyz").await == Some(200),
             };
-            if readyz(p.admin, path).await != Some(200) {
+            if !ready {
                 still.push(i);
             }
         }

@@ -52,12 +52,14 @@ async fn checks(topo: &mut Topology) {
         &std::fs::read(topo.state_dir.join("topology.json")).expect("topology.json"),
     )
     .expect("json");
-    // 20, and the broker when nats-server is installed.
+    // 20, and the broker when nats-server is installed, and the store when redis-server is.
     let broker = usize::from(gatehouse_tests::nats::binary().is_some());
+    let store = usize::from(gatehouse_tests::redis::binary().is_some());
     assert_eq!(
         json["processes"].as_array().map(Vec::len),
-        Some(20 + broker)
+        Some(20 + broker + store)
     );
+    assert_eq!(json["store"].is_string(), store == 1, "{}", json["store"]);
     assert_eq!(
         json["broker"].is_string(),
         broker == 1,
@@ -141,6 +143,38 @@ async fn checks(topo: &mut Topology) {
     );
     assert_eq!(echo["path"], "/whoami");
     assert!(echo["headers"].get("authorization").is_none());
+
+    // /api/echo's limit (5/s, burst 10, per subject): counted in Redis when `up` runs it.
+    let mut limited = 0;
+    for _ in 0..16 {
+        let (status, _, _) = send(&h1, get(&format!("{base}/api/echo/x"), Some(&web))).await;
+        assert!(
+            matches!(status, StatusCode::OK | StatusCode::TOO_MANY_REQUESTS),
+            "{status}"
+        );
+        limited += usize::from(status == StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert!(limited > 0, "16 requests at once, none limited");
+    let admin = topo.process("edge").expect("edge").admin;
+    let req = http::Request::get(format!("http://{admin}/metrics"))
+        .body(gatehouse_common::body::empty())
+        .expect("request");
+    let (_, _, metrics) =
+        gatehouse_tests::collect(gatehouse_tests::Client::http1().send(req).await).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    let up = metrics.lines().any(|l| {
+        l.starts_with("gatehouse_rate_limit_store_up{store=\"rediss://") && l.ends_with(" 1")
+    });
+    assert_eq!(up, store == 1, "{metrics}");
+    // Every check of the echo limit got Redis's answer (none decided locally instead).
+    let fallbacks: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("gatehouse_rate_limit_store_fallbacks_total{limit=\"echo\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    if store == 1 {
+        assert_eq!(fallbacks, 0.0, "{metrics}");
+    }
 
     // gRPC CreateOrder: edge → internal → sidecar → orders → (its sidecar) inventory, pricing.
     let tls = tonic::transport::ClientTlsConfig::new()
