@@ -159,6 +159,7 @@ async fn two_edges_share_one_bucket_fall_back_to_their_share_and_share_again() {
     // One bucket of 10 for both replicas: not 10 each.
     let (statuses, took) = burst(&[&a, &b], "t1", 40).await;
     let n = passed(&statuses);
+    eprintln!("shared: {n} of 40 passed over two edges in {took:?}");
     assert!(
         (10..=at_most(10, took)).contains(&n),
         "{n} of 40 passed in {took:?}"

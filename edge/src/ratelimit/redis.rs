@@ -242,15 +242,14 @@ impl RedisStore {
         if let Some(c) = &*self.conn.load() {
             return Ok(ConnectionManager::clone(c));
         }
-        // Few reconnect attempts of its own: while Redis is down, checks decide without it
-        // and one of them tries again every PROBE_INTERVAL_MS, with a new manager. No response
-        // timeout of its own either (its default, 500 ms, would cap `timeout`).
+        // No reconnect attempts of its own (their backoff would hold checks after a crash):
+        // while Redis is down, checks decide without it and one of them tries again every
+        // PROBE_INTERVAL_MS, with a new manager. No response timeout of its own either (its
+        // default, 500 ms, would cap `timeout`).
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(None)
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(PROBE_INTERVAL_MS));
+            .set_number_of_retries(0);
         let conn = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
         self.conn.store(Some(Arc::new(conn.clone())));
         Ok(conn)
