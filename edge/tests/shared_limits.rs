@@ -31,18 +31,10 @@ fn section(url: &str, on_failure: &str, extra_redis: &str) -> String {
 /// An edge with `section`, `${REDIS_PASSWORD}` set to `password`.
 async fn edge_with(section: &str, password: &'static str) -> Edge {
     let backend = Backend::new().route("/", "ok").run().await;
-    let yaml = config(&backend, section);
-    let loaded = config::parse_with_env::<ProxySettings>("edge.yaml", &yaml, |k| {
+    start_with_env(backend, section, |k| {
         (k == "REDIS_PASSWORD").then(|| password.to_owned())
     })
-    .expect("edge config");
-    let running = gatehouse_edge::run(loaded, None).await.expect("edge start");
-    let addr = running.addr("public").await.expect("public listener");
-    Edge {
-        running,
-        base: format!("http://{addr}"),
-        backend,
-    }
+    .await
 }
 
 async fn edge(url: &str, on_failure: &str) -> Edge {

@@ -10,6 +10,7 @@ pub mod named;
 pub mod nats;
 pub mod proxy;
 pub mod redis;
+pub mod server;
 
 pub use backend::{Backend, BackendHandle, Seen};
 pub use client::{Client, collect};

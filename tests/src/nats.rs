@@ -6,7 +6,7 @@
 //! test returns early, except under `CI=true`, where the binary is a requirement and its
 //! absence fails the test.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -36,11 +36,7 @@ pub struct NatsServer {
 
 /// The `nats-server` binary: on the `PATH`, or where Debian puts it.
 pub fn binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
-        .map(|dir| dir.join("nats-server"))
-        .find(|p| p.is_file())
+    crate::server::find_binary("nats-server")
 }
 
 impl NatsServer {
@@ -55,7 +51,7 @@ impl NatsServer {
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");
-        let addr = free_port();
+        let addr = crate::server::free_port();
         let conf = dir.path().join("nats.conf");
         std::fs::write(&conf, config_text(addr, dir.path(), &config)).expect("write nats.conf");
         let mut server = NatsServer {
@@ -112,11 +108,6 @@ impl NatsServer {
         }
         panic!("nats-server did not listen on {} within 5s", self.addr);
     }
-}
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-    listener.local_addr().expect("local addr")
 }
 
 fn config_text(addr: SocketAddr, dir: &Path, config: &NatsConfig) -> String {

@@ -5,7 +5,7 @@
 //! Where the binary is absent, [`RedisServer::start`] returns `None` after printing why, and
 //! the test returns early, except under `CI=true`, where its absence fails the test.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -36,11 +36,7 @@ pub struct RedisServer {
 
 /// The `redis-server` binary: on the `PATH`, or where Debian puts it.
 pub fn binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join("redis-server"))
-        .find(|p| p.is_file())
+    crate::server::find_binary("redis-server")
 }
 
 impl RedisServer {
@@ -55,7 +51,7 @@ impl RedisServer {
             return None;
         };
         let dir = tempfile::tempdir().expect("temp dir");
-        let addr = free_port();
+        let addr = crate::server::free_port();
         let conf = dir.path().join("redis.conf");
         let mut text = format!(
             "bind 127.0.0.1\nsave \"\"\nappendonly no\ndir {}\n",
@@ -138,9 +134,4 @@ impl RedisServer {
             self.addr
         );
     }
-}
-
-fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
-    listener.local_addr().expect("local addr")
 }

@@ -366,6 +366,16 @@ fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// Creates `cert_dir` with the CA, the gateway and service identities and the JWT keys (kept
 /// when they exist).
+/// `name` on the `PATH`, else where Debian installs it (`/usr/sbin`, `/usr/bin`; a user's
+/// `PATH` may lack the first).
+fn find_binary(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 pub fn ensure_pki(cert_dir: &Path) -> anyhow::Result<()> {
     let mut services: Vec<String> = Vec::new();
     for (_, s, _) in INSTANCES {

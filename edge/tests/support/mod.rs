@@ -37,8 +37,19 @@ pub fn config(backend: &BackendHandle, edge: &str) -> String {
 }
 
 pub async fn start(backend: BackendHandle, edge: &str) -> Edge {
+    start_with_env(backend, edge, |k| std::env::var(k).ok()).await
+}
+
+/// [`start`], reading `${VAR}`s of the config through `env` (secrets, without touching the
+/// process environment).
+pub async fn start_with_env(
+    backend: BackendHandle,
+    edge: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Edge {
     let yaml = config(&backend, edge);
-    let loaded = config::parse::<ProxySettings>("edge.yaml", &yaml).expect("edge config");
+    let loaded =
+        config::parse_with_env::<ProxySettings>("edge.yaml", &yaml, env).expect("edge config");
     let running = gatehouse_edge::run(loaded, None).await.expect("edge start");
     let addr = running.addr("public").await.expect("public listener");
     Edge {

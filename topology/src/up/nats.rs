@@ -38,11 +38,7 @@ impl BrokerPlan {
 
 /// The `nats-server` binary on the `PATH` (or where Debian installs it).
 pub fn find_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/sbin")])
-        .map(|d| d.join("nats-server"))
-        .find(|p| p.is_file())
+    super::find_binary("nats-server")
 }
 
 /// Writes the config (mode 0600: it holds passwords) for a broker on `addr`.

@@ -33,11 +33,7 @@ impl StorePlan {
 
 /// The `redis-server` binary on the `PATH` (or where Debian installs it).
 pub fn find_binary() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin")])
-        .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file())
+    super::find_binary("redis-server")
 }
 
 /// Writes the config (mode 0600: it holds a password) for a store on `addr` (TLS only).
