@@ -72,6 +72,8 @@ class Gateway:
             text=True,
         )
         self.lines: "queue.Queue[dict]" = queue.Queue()
+        # Every JSON record the process wrote, start-up included (the queue is consumed).
+        self.records: "list[dict]" = []
         threading.Thread(target=self._read, daemon=True).start()
         self.listeners = {}
         self.admin = None
@@ -94,7 +96,9 @@ class Gateway:
     def _read(self):
         for raw in self.proc.stderr:
             try:
-                self.lines.put(json.loads(raw))
+                record = json.loads(raw)
+                self.records.append(record)
+                self.lines.put(record)
             except ValueError:
                 pass
 

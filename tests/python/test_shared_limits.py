@@ -6,6 +6,7 @@ Retry-After as a client reads them, the fallback when Redis dies, and 503 proble
 Without `redis-server` the tests skip, except under CI=true, where they fail."""
 
 import concurrent.futures
+import json
 import os
 import shutil
 import socket
@@ -159,3 +160,32 @@ def test_deny_mode_answers_503_problem_json(gateway, backend, redis):
     assert problem["status"] == 503
     assert problem["type"].endswith("rate-limit-unavailable")
     assert "127.0.0.1" not in r.text
+
+
+def test_the_password_is_never_shown_and_a_failure_is_logged_once(gateway, backend, redis, monkeypatch):
+    """A Redis that refuses the login: every check falls back, the warning is written once (not
+    per request, not per retry), and the password appears neither in the log nor in /config."""
+    password = "pw-that-must-never-show"
+    monkeypatch.setenv("GH_TEST_REDIS_PASSWORD", password)
+    host, port = backend
+    yaml = EDGE.format(host=host, port=port, redis=redis[1], on_failure="local").replace(
+        "    timeout: 300ms\n",
+        "    timeout: 300ms\n    username: edge\n    password: ${GH_TEST_REDIS_PASSWORD}\n",
+    )
+    gw = gateway("gatehouse-edge", yaml)
+    addr = gw.listeners["public"]
+    statuses = []
+    with httpx.Client(base_url=f"http://{addr}") as c:
+        # Over 1.5 s: the store is tried again (every 500 ms) and refuses each time.
+        for _ in range(15):
+            statuses.append(c.get("/api/x", headers={"x-tenant": f"t{len(statuses)}"}).status_code)
+            time.sleep(0.1)
+        config = httpx.get(f"http://{gw.admin}/config").text
+    assert statuses == [200] * 15, statuses
+    records = list(gw.records)
+    warnings = [r for r in records if r.get("message", "").startswith("rate-limit store unavailable")]
+    assert len(warnings) == 1, [r.get("message") for r in records]
+    assert "WRONGPASS" in warnings[0].get("error", "") or "auth" in warnings[0].get("error", "").lower(), warnings
+    assert password not in json.dumps(records)
+    assert password not in config
+    assert '"redis"' in config
