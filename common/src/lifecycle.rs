@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::runtime::Running;
 
@@ -21,12 +21,12 @@ pub fn handle_signals(running: Running) -> std::io::Result<()> {
             tokio::select! {
                 _ = term.recv() => {
                     tracing::info!("SIGTERM: draining");
-                    running.shutdown();
+                    stop(&running, &mut term, &mut int).await;
                     break;
                 }
                 _ = int.recv() => {
                     tracing::info!("SIGINT: draining");
-                    running.shutdown();
+                    stop(&running, &mut term, &mut int).await;
                     break;
                 }
                 _ = hup.recv() => {
@@ -37,6 +37,23 @@ pub fn handle_signals(running: Running) -> std::io::Result<()> {
         }
     });
     Ok(())
+}
+
+/// The drain, after `drain_delay` of answering 503 on `/readyz` while still accepting, so that a
+/// balancer polling readiness stops sending connections before the listeners close. Another
+/// SIGTERM or SIGINT cuts the delay short.
+async fn stop(running: &Running, term: &mut Signal, int: &mut Signal) {
+    let delay = running.drain_delay();
+    if !delay.is_zero() {
+        running.set_not_ready();
+        tracing::info!(delay = ?delay, "not ready; accepting for drain_delay, then draining");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = term.recv() => tracing::info!("SIGTERM again: draining now"),
+            _ = int.recv() => tracing::info!("SIGINT again: draining now"),
+        }
+    }
+    running.shutdown();
 }
 
 /// File fingerprint: modification time and length. Editors that replace the file (new inode)

@@ -57,6 +57,7 @@ pub struct Plan {
     pub services: HashMap<String, Arc<Service>>,
     pub limits: Limits,
     pub drain_timeout: Duration,
+    pub drain_delay: Duration,
     /// The binary's own part (its request phases, handlers and section), built by its
     /// [`Tier`] from this plan's settings.
     pub tier: TierPlan,
@@ -119,6 +120,7 @@ impl Plan {
             max_concurrent_streams: l.max_concurrent_streams,
         };
         let drain_timeout = settings.drain_timeout.get();
+        let drain_delay = settings.drain_delay.get();
         Ok(Plan {
             settings,
             listeners,
@@ -126,6 +128,7 @@ impl Plan {
             services,
             limits,
             drain_timeout,
+            drain_delay,
             tier: tier_plan,
         })
     }

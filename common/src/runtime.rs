@@ -445,6 +445,17 @@ impl Running {
         self.inner.tracker.clone()
     }
 
+    /// Reports not ready (`/readyz` 503) without stopping anything: the first step of a
+    /// shutdown with a `drain_delay`.
+    pub fn set_not_ready(&self) {
+        self.inner.readiness.set(false);
+    }
+
+    /// The running config's `drain_delay`.
+    pub fn drain_delay(&self) -> std::time::Duration {
+        self.inner.shared.plan.load().drain_delay
+    }
+
     /// Starts a graceful shutdown: stop accepting, drain, then [`Running::wait`] returns.
     pub fn shutdown(&self) {
         self.inner.shutdown.cancel();

@@ -38,6 +38,12 @@ pub struct ProxySettings {
     /// How long SIGTERM waits for in-flight requests before exiting. Default 30s.
     #[serde(default = "default_drain_timeout")]
     pub drain_timeout: Duration,
+    /// How long SIGTERM keeps the listeners accepting, with `/readyz` answering 503, before the
+    /// drain starts: a load balancer that polls `/readyz` takes the process out first, so no
+    /// connection it sends meets a closed listener. Default 0s (Kubernetes' preStop sleep does
+    /// this job there).
+    #[serde(default)]
+    pub drain_delay: Duration,
     /// What the problem bodies of upstream failures (502, 503, 504) tell clients: `full`
     /// (the service, the address, the cause; for operators) or `public` (what happened, no
     /// internal names: for a tier whose answers reach outside clients). The log line always

@@ -1,5 +1,6 @@
 //! The built binary under real signals: SIGHUP reloads (a bad file is refused), SIGTERM drains
-//! a slow in-flight request and exits 0.
+//! a slow in-flight request and exits 0; with `drain_delay`, SIGTERM first only turns `/readyz`
+//! to 503 while new connections are still served.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -30,6 +31,33 @@ fn wait_for_log(lines: &mpsc::Receiver<String>, msg: &str) -> serde_json::Value 
         }
     }
     panic!("no `{msg}` log line within 15s");
+}
+
+/// `gatehouse-internal --config PATH` with JSON logs on `workers` workers, and its log lines.
+fn spawn_internal(path: &std::path::Path, workers: u64) -> (Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse-internal"))
+        .args([
+            "--config",
+            path.to_str().expect("utf-8 path"),
+            "--log-format",
+            "json",
+        ])
+        .env("TOKIO_WORKER_THREADS", workers.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gatehouse-internal");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -63,28 +91,7 @@ async fn reload_and_drain(workers: u64, scheduler: &str) {
         )
     };
     std::fs::write(&path, config("a")).expect("write");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gatehouse-internal"))
-        .args([
-            "--config",
-            path.to_str().expect("utf-8 path"),
-            "--log-format",
-            "json",
-        ])
-        .env("TOKIO_WORKER_THREADS", workers.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn gatehouse-internal");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, lines) = spawn_internal(&path, workers);
     let listening = wait_for_log(&lines, "listening");
     // Logged after the listeners' lines, once serving.
     let runtime = wait_for_log(&lines, "runtime started");
@@ -122,6 +129,62 @@ async fn reload_and_drain(workers: u64, scheduler: &str) {
     signal(&child, "-TERM");
     let (status, _, body) = slow.await.expect("slow request");
     assert_eq!((status, &body[..]), (StatusCode::OK, &b"slow done"[..]));
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0), "exit after drain");
+}
+
+/// `drain_delay: 30s`: after SIGTERM, `/readyz` answers 503 while the listener still serves new
+/// connections; the drain starts when the delay ends or, as here, at a second SIGTERM (so the
+/// test waits for no timer); the listener then refuses, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_drain_delay_keeps_serving_while_not_ready() {
+    let backend = Backend::new().route("/", "a").run().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("internal.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listeners:\n  - name: main\n    address: 127.0.0.1:0\nadmin:\n  address: 127.0.0.1:0\ndrain_delay: 30s\nroutes:\n  - name: all\n    service: a\nservices:\n  a:\n    endpoints: [\"{}\"]\n",
+            backend.addr
+        ),
+    )
+    .expect("write");
+    let (mut child, lines) = spawn_internal(&path, 1);
+    let listening = wait_for_log(&lines, "listening");
+    let admin = wait_for_log(&lines, "admin listening");
+    wait_for_log(&lines, "runtime started");
+    let addr = listening["address"].as_str().expect("address").to_owned();
+    let readyz = format!(
+        "http://{}/readyz",
+        admin["address"].as_str().expect("admin")
+    );
+    let url = format!("http://{addr}/x");
+    assert_eq!(Client::http1().get(&readyz).await.0, StatusCode::OK);
+
+    signal(&child, "-TERM");
+    let delay = wait_for_log(
+        &lines,
+        "not ready; accepting for drain_delay, then draining",
+    );
+    assert_eq!(delay["delay"], "30s", "{delay}");
+    assert_eq!(
+        Client::http1().get(&readyz).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    // A new client, a new connection: still served.
+    assert_eq!(&Client::http1().get(&url).await.2[..], b"a");
+
+    signal(&child, "-TERM");
+    wait_for_log(&lines, "SIGTERM again: draining now");
+    wait_for_log(&lines, "drained");
+    let refused = tokio::net::TcpStream::connect(&addr).await;
+    assert!(
+        refused.is_err(),
+        "the listener still accepts after the drain"
+    );
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("join")
