@@ -29,6 +29,8 @@
 #                  without it they skip, except under CI=true)
 #   redis          `redis-server` on PATH or in /usr/bin (the shared rate-limit tests start their
 #                  own; without it they skip, except under CI=true)
+#   haproxy        `haproxy` on PATH or in /usr/sbin (topology/compose.sh copies it into the image
+#                  of the load balancer in front of the two edge replicas)
 #   kill           a `kill` program, not the shell builtin (internal/tests/signals.rs and
 #                  topology/tests/demo/cli.rs run it); Debian's procps
 #   docker         `docker` on PATH
@@ -103,6 +105,9 @@ gh_check() {
       redis)
         command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] ||
           _gh_missing redis-server redis-server - ;;
+      haproxy)
+        command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] ||
+          _gh_missing haproxy haproxy - ;;
       docker)
         command -v docker >/dev/null 2>&1 || _gh_missing docker docker.io - ;;
       docker-engine)

@@ -14,6 +14,10 @@
 #   GATEHOUSE_IMAGE                image name (default gatehouse:compose)
 #   GATEHOUSE_NATS_IMAGE           the broker's image (default gatehouse-nats:compose): the host's
 #                                  Debian nats-server and the libraries it links, on that image
+#   GATEHOUSE_REDIS_IMAGE          the store of shared limits (default gatehouse-redis:compose):
+#                                  the host's redis-server and redis-cli, the same way
+#   GATEHOUSE_LB_IMAGE             the balancer in front of the two edges (default
+#                                  gatehouse-lb:compose): the host's haproxy, the same way
 #   GATEHOUSE_BIND                 host address of the edge's published ports (default 127.0.0.1)
 #   GATEHOUSE_COMPOSE_OVERRIDE     an extra compose file (-f) for local experiments
 #   GATEHOUSE_COMPOSE_TIMEOUT      bound of `test` as a whole (timeout(1) syntax, default 20m)
@@ -22,7 +26,8 @@
 #                                  else `docker compose`)
 #
 # Needs: docker (engine + docker-compose v1.29 or the compose v2 plugin), cargo with the
-# x86_64-unknown-linux-gnu target, curl, nats-server (Debian's, copied into the broker's image);
+# x86_64-unknown-linux-gnu target, curl, nats-server, redis-server and haproxy (Debian's, copied
+# into the images of the broker, the store and the balancer);
 # `test` also python3, and the Python clients, which it
 # installs in .gatehouse/venv as scripts/test.sh does. What is missing is named in one line before
 # anything starts (exit 69; scripts/prereqs.sh).
@@ -43,6 +48,8 @@ TARGET_DIR=$ROOT/target/static
 STATE_DIR=$ROOT/.gatehouse/compose
 export GATEHOUSE_IMAGE=${GATEHOUSE_IMAGE:-gatehouse:compose}
 export GATEHOUSE_NATS_IMAGE=${GATEHOUSE_NATS_IMAGE:-gatehouse-nats:compose}
+export GATEHOUSE_REDIS_IMAGE=${GATEHOUSE_REDIS_IMAGE:-gatehouse-redis:compose}
+export GATEHOUSE_LB_IMAGE=${GATEHOUSE_LB_IMAGE:-gatehouse-lb:compose}
 EDGE=127.0.0.1:8443
 # The throwaway containers test_compose.py starts on the mesh network (to take a freed IP).
 IPHOLDER_LABEL=org.gatehouse.compose-test=ipholder
@@ -111,34 +118,53 @@ build() {
 
   log "docker build -t $GATEHOUSE_IMAGE (FROM scratch)"
   t=$(now)
-  if docker buildx version >/dev/null 2>&1; then
-    docker build -q -t "$GATEHOUSE_IMAGE" -f topology/docker/Dockerfile "$ctx" >/dev/null
-  else
-    # No buildx: the classic builder (it warns that it is deprecated; FROM scratch needs no pull).
-    DOCKER_BUILDKIT=0 docker build -q -t "$GATEHOUSE_IMAGE" -f topology/docker/Dockerfile "$ctx" >/dev/null
-  fi
+  docker_build -t "$GATEHOUSE_IMAGE" -f topology/docker/Dockerfile "$ctx"
   timing "image build" "$(since "$t")"
 
-  # The broker: the host's nats-server and what it links (ldd), at their own paths.
-  log "docker build -t $GATEHOUSE_NATS_IMAGE (nats-server on $GATEHOUSE_IMAGE)"
   t=$(now)
-  local nats ctx_nats=$TARGET_DIR/nats-image f
-  nats=$(command -v nats-server || echo /usr/sbin/nats-server)
-  rm -rf "$ctx_nats"
-  mkdir -p "$ctx_nats/rootfs/usr/sbin"
-  cp "$nats" "$ctx_nats/rootfs/usr/sbin/nats-server"
-  for f in $(ldd "$nats" | grep -o '/[^ ]*' | sort -u); do
-    mkdir -p "$ctx_nats/rootfs$(dirname "$f")"
-    cp -L "$f" "$ctx_nats/rootfs$f"
-  done
+  host_image "$GATEHOUSE_NATS_IMAGE" gatehouse-nats "nats-server (Debian) with JetStream" \
+    "$(find_host_binary nats-server /usr/sbin)"
+  host_image "$GATEHOUSE_REDIS_IMAGE" gatehouse-redis "redis-server and redis-cli (Debian)" \
+    "$(find_host_binary redis-server /usr/bin)" "$(find_host_binary redis-cli /usr/bin)"
+  host_image "$GATEHOUSE_LB_IMAGE" gatehouse-lb "haproxy (Debian), TCP balancer of the edges" \
+    "$(find_host_binary haproxy /usr/sbin)"
+  timing "server images build" "$(since "$t")"
+}
+
+# docker build, quiet; the classic builder where buildx is missing (it warns that it is
+# deprecated; FROM scratch and our own base need no pull).
+docker_build() {
   if docker buildx version >/dev/null 2>&1; then
-    docker build -q -t "$GATEHOUSE_NATS_IMAGE" --build-arg GATEHOUSE_IMAGE="$GATEHOUSE_IMAGE" \
-      -f topology/docker/Dockerfile.nats "$ctx_nats" >/dev/null
+    docker build -q "$@" >/dev/null
   else
-    DOCKER_BUILDKIT=0 docker build -q -t "$GATEHOUSE_NATS_IMAGE" --build-arg GATEHOUSE_IMAGE="$GATEHOUSE_IMAGE" \
-      -f topology/docker/Dockerfile.nats "$ctx_nats" >/dev/null
+    DOCKER_BUILDKIT=0 docker build -q "$@" >/dev/null
   fi
-  timing "broker image build" "$(since "$t")"
+}
+
+# A program of the host: on the PATH, else in the directory Debian installs it in.
+find_host_binary() {
+  command -v "$1" 2>/dev/null || echo "$2/$1"
+}
+
+# IMAGE TITLE DESCRIPTION BINARY...: the host's binaries (symlinks resolved) and every file `ldd`
+# lists for them, at their own paths, on the Gatehouse image (topology/docker/Dockerfile.host).
+host_image() {
+  local image=$1 title=$2 description=$3 ctx=$TARGET_DIR/$2-image b f
+  shift 3
+  log "docker build -t $image (${*##*/} on $GATEHOUSE_IMAGE)"
+  rm -rf "$ctx"
+  for b in "$@"; do
+    [ -x "$b" ] || die "$b not found (Debian: apt-get install $(basename "$b"))"
+    mkdir -p "$ctx/rootfs$(dirname "$b")"
+    cp -L "$b" "$ctx/rootfs$b"
+    for f in $(ldd "$b" | grep -o '/[^ ]*' | sort -u); do
+      mkdir -p "$ctx/rootfs$(dirname "$f")"
+      cp -L "$f" "$ctx/rootfs$f"
+    done
+  done
+  docker_build -t "$image" --build-arg GATEHOUSE_IMAGE="$GATEHOUSE_IMAGE" \
+    --build-arg TITLE="$title" --build-arg DESCRIPTION="$description for the Gatehouse demo" \
+    -f topology/docker/Dockerfile.host "$ctx"
 }
 
 # Whether every container is ready: 0 when all are, 1 while waiting, 2 when one failed (printed:
@@ -221,15 +247,17 @@ up() {
   log "ready in $(since "$t") after \`up -d\`"
   cat >&2 <<EOF
 
-  edge       https://$EDGE (HTTP/1.1, HTTP/2; HTTP/3 on udp 8443), http://127.0.0.1:8080 (redirect)
-  admin      edge http://127.0.0.1:19000, internal gateway http://127.0.0.1:19001 (/upstreams, /routes, /metrics)
+  edge       https://$EDGE (HTTP/1.1, HTTP/2: the balancer over edge-1 and edge-2; HTTP/3 on udp 8443:
+             edge-1), http://127.0.0.1:8080 (redirect)
+  admin      edge-1 http://127.0.0.1:19000, edge-2 http://127.0.0.1:19002,
+             internal gateway http://127.0.0.1:19001 (/upstreams, /routes, /metrics)
   CA         $STATE_DIR/ca.pem
 
   curl --cacert $STATE_DIR/ca.pem https://$EDGE/api/catalog/products
   TOKEN=\$(curl -s --cacert $STATE_DIR/ca.pem -u web-app:web-app-dev-secret -d grant_type=client_credentials https://$EDGE/oauth/token | sed -E 's/.*"access_token":"([^"]+)".*/\\1/')
   curl --cacert $STATE_DIR/ca.pem -H "authorization: Bearer \$TOKEN" https://$EDGE/api/users/me
 
-  logs: ${COMPOSE_ARR[*]} logs -f edge      stop: $0 down
+  logs: ${COMPOSE_ARR[*]} logs -f edge-1      stop: $0 down
 EOF
 }
 
@@ -279,10 +307,10 @@ test_all() {
 
 # What each command runs, checked before it starts: a `test` that stops with `No module named
 # pytest` after minutes of building and starting is what this avoids.
-needs_build=(cargo nats)
+needs_build=(cargo nats redis haproxy)
 [ "${GATEHOUSE_COMPOSE_NO_BUILD:-0}" != 1 ] || needs_build=()
 case "${1:-}" in
-  build) gh_require docker docker-engine cargo nats; trap print_timings EXIT; build ;;
+  build) gh_require docker docker-engine cargo nats redis haproxy; trap print_timings EXIT; build ;;
   up) gh_require docker docker-engine compose "${needs_build[@]}"; compose_cmd; trap print_timings EXIT; up ;;
   down) gh_require docker compose; compose_cmd; down ;;
   test)

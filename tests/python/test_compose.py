@@ -15,12 +15,14 @@ Variables:
     GATEHOUSE_COMPOSE_CA              the CA of the compose PKI, copied out of the volume (required)
     GATEHOUSE_COMPOSE_HTTP            the edge's plain HTTP address (default: edge host, port 8080)
     GATEHOUSE_COMPOSE_INTERNAL_ADMIN  the internal gateway's admin (default 127.0.0.1:19001)
+    GATEHOUSE_COMPOSE_EDGE_ADMINS     the edge replicas' admins, comma-separated (default
+                                      127.0.0.1:19000,127.0.0.1:19002: edge-1, edge-2)
     GATEHOUSE_COMPOSE_CMD             the compose command (default
                                       `docker-compose -p gatehouse -f topology/docker-compose.yml`)
     GATEHOUSE_COMPOSE_PROJECT         the compose project (default gatehouse)
 
-The fault checks change the topology: the last one leaves catalog-2 running again (recreated,
-new IP), so the file can run twice against the same `up`.
+The fault checks change the topology: the catalog one leaves catalog-2 running again (recreated,
+new IP), and the edge one starts edge-2 again, so the file can run twice against the same `up`.
 """
 
 import asyncio
@@ -47,6 +49,12 @@ CA = os.environ.get("GATEHOUSE_COMPOSE_CA", "")
 EDGE_HOST = EDGE.rsplit(":", 1)[0] if EDGE else ""
 HTTP = os.environ.get("GATEHOUSE_COMPOSE_HTTP", f"{EDGE_HOST}:8080")
 INTERNAL_ADMIN = os.environ.get("GATEHOUSE_COMPOSE_INTERNAL_ADMIN", "127.0.0.1:19001")
+EDGE_ADMINS = dict(
+    zip(
+        ("edge-1", "edge-2"),
+        os.environ.get("GATEHOUSE_COMPOSE_EDGE_ADMINS", "127.0.0.1:19000,127.0.0.1:19002").split(","),
+    )
+)
 PROJECT = os.environ.get("GATEHOUSE_COMPOSE_PROJECT", "gatehouse")
 COMPOSE = shlex.split(
     os.environ.get(
@@ -215,7 +223,8 @@ def test_http3_on_the_published_udp_port():
         res = c.get("/api/reviews/1001")
     assert res.status_code == 200, res.text
     assert 'h3=":8443"' in res.headers.get("alt-svc", "")
-    edge = container("edge")
+    # UDP is not balanced (the balancer is TCP only): edge-1 publishes it.
+    edge = container("edge-1")
     assert run(["docker", "port", edge, "8443/udp"]), "8443/udp is not published"
     # The same request over HTTP/3 (aioquic) through the published UDP port.
     status, headers, body = asyncio.run(asyncio.wait_for(h3_get(EDGE, CA, "/api/reviews/1001"), 10))
@@ -545,7 +554,7 @@ def test_instance_back_with_a_new_ip_is_found_without_restarting_gateways(topolo
     """catalog-2 (app and sidecar) removed, its old address taken by another container, then
     recreated: the internal gateway drops the old address and finds the new one by DNS, while
     neither gateway restarts."""
-    gateways = {s: container(s) for s in ("edge", "internal")}
+    gateways = {s: container(s) for s in ("edge-1", "edge-2", "internal")}
     started = {s: inspect(cid, "{{.State.StartedAt}}") for s, cid in gateways.items()}
     cid = container("catalog-2")
     old_ip = topology["catalog2_ip"]
@@ -607,3 +616,185 @@ def remove_ipholders():
     ids = run(["docker", "ps", "-a", "-q", "--filter", f"label={IPHOLDER_LABEL}"]).split()
     if ids:
         run(["docker", "rm", "-f", *ids])
+
+
+# --- two edge replicas behind the balancer ----------------------------------------------------
+
+
+def metric_sum(admin, name, **labels):
+    """The sum of the samples of `name` (with those label values) on an admin's /metrics."""
+    res = httpx.get(f"http://{admin}/metrics", timeout=5)
+    res.raise_for_status()
+    total = 0.0
+    for line in res.text.splitlines():
+        if line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        if series != name and not series.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in series for k, v in labels.items()):
+            total += float(value)
+    return total
+
+
+def requests_by_edge():
+    return {n: metric_sum(a, "gatehouse_requests_total") for n, a in EDGE_ADMINS.items()}
+
+
+def fresh_connection_get(path, headers=None):
+    """One GET on a connection of its own: the balancer picks an edge per connection."""
+    with client(limits=httpx.Limits(max_keepalive_connections=0)) as c:
+        return c.get(path, headers=headers or {})
+
+
+def test_two_edge_replicas_share_one_echo_limit():
+    """The `echo` limit (5/s, burst 10, per subject) is one bucket in Redis for both replicas:
+    40 GETs at once, each on its own connection (so the balancer spreads them over both), let
+    10 through plus what refilled while they ran, where two separate buckets would let 20. Both
+    replicas answered some; neither fell back to its local share."""
+    for name, admin in EDGE_ADMINS.items():
+        wait_for(
+            f"{name} to reach Redis",
+            lambda admin=admin: metric_sum(admin, "gatehouse_rate_limit_store_up") == 1,
+            30,
+        )
+    # mobile-app: no other check spends its bucket.
+    auth = {"authorization": f"Bearer {token('mobile-app', 'mobile-app-dev-secret')}"}
+    fallbacks = lambda: sum(  # noqa: E731
+        metric_sum(a, "gatehouse_rate_limit_store_fallbacks_total") for a in EDGE_ADMINS.values()
+    )
+    fallbacks_before, served_before = fallbacks(), requests_by_edge()
+
+    def one(_):
+        t = time.monotonic()
+        return t, fresh_connection_get("/api/echo/shared-limit", auth)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(40)))
+    starts = [t for t, _ in results]
+    span = max(starts) - min(starts)
+    codes = [r.status_code for _, r in results]
+    passed = codes.count(200)
+    served = {n: v - served_before[n] for n, v in requests_by_edge().items()}
+    print(
+        f"\n[compose] shared echo limit over two edges: {passed} of 40 passed "
+        f"(others {sorted(set(codes) - {200})}), sent over {span:.2f}s; answered by {served}"
+    )
+    assert set(codes) <= {200, 429}, codes
+    # 10 from the full bucket, plus 5/s while the requests were being sent (and one for timing).
+    assert 10 <= passed <= 10 + int(5 * span) + 1, (passed, span)
+    assert passed < 20
+    assert all(v >= 5 for v in served.values()), f"the balancer did not spread: {served}"
+    assert fallbacks() == fallbacks_before
+    limited = next(r for _, r in results if r.status_code == 429)
+    assert limited.headers["content-type"] == "application/problem+json"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.headers["ratelimit-policy"].startswith('"echo"'), limited.headers
+    assert "ratelimit" in limited.headers
+
+
+def _requests_during(fault, total=500, fault_at=150, workers=8):
+    """`workers` clients send `total` GETs through the balancer, each on its own connection;
+    `fault()` runs in a thread when the `fault_at`-th starts. Returns the failures as (start,
+    error), the fault's (start, end) and what each edge answered before the fault began."""
+    lock = threading.Lock()
+    state = {"next": 0}
+    failures = []
+    window = {}
+
+    def run_fault():
+        window["served_before"] = requests_by_edge()
+        window["start"] = time.monotonic()
+        try:
+            fault()
+        except BaseException as e:  # reported below
+            window["error"] = e
+        window["end"] = time.monotonic()
+
+    def worker():
+        while True:
+            with lock:
+                i = state["next"]
+                if i >= total:
+                    return
+                state["next"] += 1
+            if i == fault_at:
+                threading.Thread(target=run_fault, daemon=True).start()
+            t = time.monotonic()
+            try:
+                res = fresh_connection_get("/api/catalog/products")
+                if res.status_code != 200:
+                    with lock:
+                        failures.append((t, f"{res.status_code} {res.text[:200]}"))
+            except httpx.HTTPError as e:
+                with lock:
+                    failures.append((t, f"{type(e).__name__}: {e}"))
+
+    served_at_start = requests_by_edge()
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert "error" not in window, window.get("error")
+    assert "end" in window, "the fault did not finish"
+    before = {n: window["served_before"][n] - served_at_start[n] for n in EDGE_ADMINS}
+    return failures, window, before
+
+
+def _edge_2_back():
+    """edge-2 started again and taking connections from the balancer."""
+    run(["docker", "start", container("edge-2")])
+    admin = EDGE_ADMINS["edge-2"]
+
+    def ready():
+        try:
+            return httpx.get(f"http://{admin}/readyz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for("edge-2 to be ready", ready, 60)
+
+    def serving():
+        before = metric_sum(admin, "gatehouse_requests_total")
+        for _ in range(6):
+            fresh_connection_get("/api/catalog/products")
+        return metric_sum(admin, "gatehouse_requests_total") > before
+
+    wait_for("the balancer to send to edge-2 again", serving, 30)
+
+
+def test_edge_replica_stopped_then_killed_during_500_requests():
+    """Two faults on edge-2 while 8 clients send 500 GETs each time, each on its own connection
+    through the balancer. `docker stop` (SIGTERM: the edge drains) fails no request. `docker kill`
+    (SIGKILL) fails at most the requests in flight on edge-2 when it died: each failure started
+    before the kill returned, and no more of them than there are clients. Every later connection
+    goes to edge-1. edge-2 is started again after each fault."""
+    victim = container("edge-2")
+    try:
+        stop_failures, stop, before = _requests_during(
+            lambda: run(["docker", "stop", "-t", "10", victim])
+        )
+        print(
+            f"\n[compose] docker stop edge-2 during 500 GETs: {len(stop_failures)} failed; "
+            f"answered before the stop {before}; stop took {stop['end'] - stop['start']:.1f}s"
+        )
+        assert before["edge-2"] > 0, "edge-2 got no traffic before the stop: nothing was tested"
+        assert stop_failures == [], stop_failures[:10]
+        _edge_2_back()
+
+        kill_failures, kill, before = _requests_during(
+            lambda: run(["docker", "kill", "--signal", "KILL", victim])
+        )
+        late = [f for f in kill_failures if f[0] > kill["end"]]
+        print(
+            f"[compose] docker kill edge-2 during 500 GETs: {len(kill_failures)} failed "
+            f"({len(late)} started after the kill returned); answered before the kill {before}; "
+            f"failures {[e for _, e in kill_failures][:3]}"
+        )
+        assert before["edge-2"] > 0, "edge-2 got no traffic before the kill: nothing was tested"
+        assert late == [], late[:10]
+        assert len(kill_failures) <= 8, kill_failures
+    finally:
+        if inspect(victim, "{{.State.Status}}") != "running":
+            _edge_2_back()
