@@ -123,11 +123,11 @@ build() {
 
   t=$(now)
   host_image "$GATEHOUSE_NATS_IMAGE" gatehouse-nats "nats-server (Debian) with JetStream" \
-    "$(find_host_binary nats-server /usr/sbin)"
+    /usr/sbin/nats-server:nats-server
   host_image "$GATEHOUSE_REDIS_IMAGE" gatehouse-redis "redis-server and redis-cli (Debian)" \
-    "$(find_host_binary redis-server /usr/bin)" "$(find_host_binary redis-cli /usr/bin)"
+    /usr/bin/redis-server:redis-server /usr/bin/redis-cli:redis-tools
   host_image "$GATEHOUSE_LB_IMAGE" gatehouse-lb "haproxy (Debian), TCP balancer of the edges" \
-    "$(find_host_binary haproxy /usr/sbin)"
+    /usr/sbin/haproxy:haproxy
   timing "server images build" "$(since "$t")"
 }
 
@@ -141,23 +141,23 @@ docker_build() {
   fi
 }
 
-# A program of the host: on the PATH, else in the directory Debian installs it in.
-find_host_binary() {
-  command -v "$1" 2>/dev/null || echo "$2/$1"
-}
-
-# IMAGE TITLE DESCRIPTION BINARY...: the host's binaries (symlinks resolved) and every file `ldd`
-# lists for them, at their own paths, on the Gatehouse image (topology/docker/Dockerfile.host).
+# IMAGE TITLE DESCRIPTION PATH:PACKAGE...: each program at PATH in the image (where Debian's
+# PACKAGE installs it, and where the compose file and deploy/kubernetes/ run it), copied from
+# that path on the host, else from the PATH (symlinks resolved), with every file `ldd` lists for
+# it at its own path, on the Gatehouse image (topology/docker/Dockerfile.host).
 host_image() {
-  local image=$1 title=$2 description=$3 ctx=$TARGET_DIR/$2-image b f
+  local image=$1 title=$2 description=$3 ctx=$TARGET_DIR/$2-image spec dest src f
   shift 3
-  log "docker build -t $image (${*##*/} on $GATEHOUSE_IMAGE)"
+  log "docker build -t $image on $GATEHOUSE_IMAGE"
   rm -rf "$ctx"
-  for b in "$@"; do
-    [ -x "$b" ] || die "$b not found (Debian: apt-get install $(basename "$b"))"
-    mkdir -p "$ctx/rootfs$(dirname "$b")"
-    cp -L "$b" "$ctx/rootfs$b"
-    for f in $(ldd "$b" | grep -o '/[^ ]*' | sort -u); do
+  for spec in "$@"; do
+    dest=${spec%%:*}
+    src=$dest
+    [ -x "$src" ] || src=$(command -v "$(basename "$dest")" 2>/dev/null) \
+      || die "$dest not found (Debian: apt-get install ${spec#*:})"
+    mkdir -p "$ctx/rootfs$(dirname "$dest")"
+    cp -L "$src" "$ctx/rootfs$dest"
+    for f in $(ldd "$src" | grep -o '/[^ ]*' | sort -u); do
       mkdir -p "$ctx/rootfs$(dirname "$f")"
       cp -L "$f" "$ctx/rootfs$f"
     done
