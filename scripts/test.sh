@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: builds the binaries, runs every Rust test (nextest, including
 # the end-to-end topology test), then the Python client tests that talk to the built binaries
-# with clients we did not write (httpx, curl, PyJWT, aioquic, grpcio, openapi-spec-validator).
+# with clients we did not write (httpx, curl, PyJWT, aioquic, grpcio, openapi-spec-validator),
+# and the Kubernetes manifests' check (scripts/validate-kubernetes.sh).
 #
 #   bash scripts/test.sh             check, prepare, then all of the above
 #   bash scripts/test.sh --prepare   only check and prepare (what .ci/run does first)
@@ -31,3 +32,5 @@ gh_venv
 cargo build --locked --bins
 cargo nextest run --workspace --locked --no-fail-fast
 "$GH_PYTHON" -m pytest -q tests/python
+# The Kubernetes manifests, rendered and schema-checked offline (docs/kubernetes.md).
+bash scripts/validate-kubernetes.sh
