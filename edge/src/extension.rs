@@ -40,13 +40,25 @@ enum KeptLimiter {
     Shared(Weak<SharedLimiter>),
 }
 
+impl KeptLimiter {
+    fn alive(&self) -> bool {
+        match self {
+            KeptLimiter::Local(w) => w.strong_count() > 0,
+            KeptLimiter::Shared(w) => w.strong_count() > 0,
+        }
+    }
+}
+
 /// The edge's [`Extension`]: builds the filter on start and on every reload.
 #[derive(Debug, Default)]
 pub struct EdgeExtension {
     remotes: Mutex<HashMap<(String, u128, u128), Weak<RemoteKeys>>>,
-    limiters: Mutex<HashMap<String, (RateLimitSettings, KeptLimiter)>>,
-    /// The Redis store of shared limits, kept while `edge.redis` is unchanged.
-    store: Mutex<Weak<RedisStore>>,
+    /// Per limit name, the limiters of every plan alive: the serving one, and one being built
+    /// (a refused reload's dies with it, so the serving one is still found after).
+    limiters: Mutex<HashMap<String, Vec<(RateLimitSettings, KeptLimiter)>>>,
+    /// The Redis stores of shared limits the plans alive use, kept while `edge.redis` is
+    /// unchanged.
+    stores: Mutex<Vec<Weak<RedisStore>>>,
     /// Shared limits' series, registered with the binary's metrics once serving.
     pub rate_limit_metrics: RateLimitMetrics,
     /// HTTP/3 endpoints to advertise, filled by [`crate::h3::start`].
@@ -82,9 +94,12 @@ impl EdgeExtension {
         store: Option<&Arc<RedisStore>>,
     ) -> Limiter {
         let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((old, kept)) = map.get(name)
-            && old == s
-        {
+        map.retain(|_, kept| {
+            kept.retain(|(_, k)| k.alive());
+            !kept.is_empty()
+        });
+        let kept_here = map.entry(name.to_owned()).or_default();
+        for (_, kept) in kept_here.iter().filter(|(old, _)| old == s) {
             match (kept, store) {
                 (KeptLimiter::Local(w), None) => {
                     if let Some(l) = w.upgrade() {
@@ -123,7 +138,7 @@ impl EdgeExtension {
                 (Limiter::Shared(l), kept)
             }
         };
-        map.insert(name.to_owned(), (s.clone(), kept));
+        kept_here.push((s.clone(), kept));
         limiter
     }
 
@@ -143,8 +158,13 @@ impl EdgeExtension {
             );
             return Ok(None);
         }
-        let mut kept = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(store) = kept.upgrade().filter(|st| st.settings() == s) {
+        let mut kept = self.stores.lock().unwrap_or_else(|e| e.into_inner());
+        kept.retain(|w| w.strong_count() > 0);
+        if let Some(store) = kept
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|st| st.settings() == s)
+        {
             return Ok(Some(store));
         }
         let store = RedisStore::new(s, &self.rate_limit_metrics)
@@ -158,7 +178,7 @@ impl EdgeExtension {
         if tokio::runtime::Handle::try_current().is_ok() {
             store.warm_up();
         }
-        *kept = Arc::downgrade(&store);
+        kept.push(Arc::downgrade(&store));
         Ok(Some(store))
     }
 

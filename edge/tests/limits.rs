@@ -84,3 +84,60 @@ async fn burst_of_100_lets_20_through_and_keys_are_independent() {
     assert_eq!(status, StatusCode::OK);
     assert!(h.get("ratelimit").is_none());
 }
+
+/// A limit of 2 per minute (nothing refills during the test), then `policies` (YAML, indented).
+fn two_per_minute(quota: u32, policies: &str) -> String {
+    format!(
+        "  rate_limits:\n    slow:\n      quota: {quota}\n      window: 1m\n      burst: 2\n      \
+         key: \"header:x-tenant\"\n  policies:\n{policies}"
+    )
+}
+
+const ONE_POLICY: &str = "    - { name: api, path_prefix: /api, auth: none, rate_limit: slow }\n";
+
+async fn reload(edge: &Edge, section: &str) -> bool {
+    let yaml = config(&edge.backend, section);
+    let loaded = gatehouse_common::config::parse::<gatehouse_common::settings::ProxySettings>(
+        "edge.yaml",
+        &yaml,
+    )
+    .expect("parse");
+    edge.running.reload_from(loaded).await.is_ok()
+}
+
+async fn status(edge: &Edge) -> StatusCode {
+    edge.send("GET", "/api/x", &[("x-tenant", "t")]).await.0
+}
+
+/// A reload keeps a limit's buckets while its settings are unchanged, also after a refused
+/// reload that changed them (that plan never served, so it must not take the buckets' place);
+/// a reload that does change them starts afresh.
+#[tokio::test]
+async fn buckets_survive_reloads_including_after_a_refused_one() {
+    let backend = Backend::new().route("/", "ok").run().await;
+    let edge = start(backend, &two_per_minute(2, ONE_POLICY)).await;
+    assert_eq!(status(&edge).await, StatusCode::OK);
+    assert_eq!(status(&edge).await, StatusCode::OK);
+    assert_eq!(status(&edge).await, StatusCode::TOO_MANY_REQUESTS);
+
+    // Another policy added: the bucket is the same one.
+    let two_policies =
+        format!("{ONE_POLICY}    - {{ name: free, path_prefix: /free, auth: none }}\n");
+    assert!(reload(&edge, &two_per_minute(2, &two_policies)).await);
+    assert_eq!(status(&edge).await, StatusCode::TOO_MANY_REQUESTS);
+
+    // A new quota in a file refused for another reason (a duplicate policy name).
+    let duplicate = format!("{ONE_POLICY}{ONE_POLICY}");
+    assert!(!reload(&edge, &two_per_minute(5, &duplicate)).await);
+    assert_eq!(status(&edge).await, StatusCode::TOO_MANY_REQUESTS);
+    assert!(reload(&edge, &two_per_minute(2, ONE_POLICY)).await);
+    assert_eq!(
+        status(&edge).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the bucket was forgotten after a refused reload"
+    );
+
+    // A new quota that loads: a new bucket.
+    assert!(reload(&edge, &two_per_minute(3, ONE_POLICY)).await);
+    assert_eq!(status(&edge).await, StatusCode::OK);
+}
