@@ -14,6 +14,7 @@ use crate::client::UpstreamClient;
 use crate::config::{ConfigError, Source};
 use crate::error::chain;
 use crate::routing::{Matched, RouteRequest, RouteTable};
+use crate::server::proxy_protocol::IpNet;
 use crate::settings::{ListenerSettings, ProxySettings, ServiceSettings, UpstreamProtocol};
 use crate::tier::{NoTier, Tier, TierBuild, TierPlan};
 use crate::tls;
@@ -38,6 +39,8 @@ pub struct ListenerPlan {
     pub name: Arc<str>,
     pub settings: ListenerSettings,
     pub tls: Option<Arc<ServerConfig>>,
+    /// The networks whose connections carry a PROXY protocol header (`proxy_protocol`).
+    pub proxy_protocol: Option<Arc<[IpNet]>>,
 }
 
 /// The run-time form of a service (see [`crate::upstream::service::Upstream`]).
@@ -180,10 +183,29 @@ fn build_listeners(s: &ProxySettings, src: &Source) -> Result<Vec<ListenerPlan>,
             })?),
             None => None,
         };
+        let proxy_protocol = match &l.proxy_protocol {
+            None => None,
+            Some(p) => {
+                let at = format!("listeners[{i}].proxy_protocol.trusted");
+                if p.trusted.is_empty() {
+                    return Err(src.error_at(&at, "name at least one balancer address or network"));
+                }
+                let nets = p
+                    .trusted
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| {
+                        IpNet::parse(n).map_err(|e| src.error_at(&format!("{at}[{j}]"), e))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Some(Arc::from(nets))
+            }
+        };
         out.push(ListenerPlan {
             name: Arc::from(l.name.as_str()),
             settings: l.clone(),
             tls,
+            proxy_protocol,
         });
     }
     Ok(out)

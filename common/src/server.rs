@@ -26,6 +26,7 @@ use crate::plan::Limits;
 use crate::proxy::Shared;
 
 mod h1;
+pub mod proxy_protocol;
 mod sniff;
 
 /// Header fields an HTTP/1.1 head may carry, on our listeners and in upstream responses.
@@ -228,8 +229,19 @@ async fn serve_tcp(
     // TLS settings and limits are read per connection, so a reload applies to new connections.
     let plan = shared.plan.load();
     let limits = plan.limits;
-    let tls = plan.listener(&listener).and_then(|l| l.tls.clone());
+    let (tls, proxy) = match plan.listener(&listener) {
+        Some(l) => (l.tls.clone(), l.proxy_protocol.clone()),
+        None => (None, None),
+    };
     drop(plan);
+    let mut tcp = tcp;
+    let peer = match proxy {
+        None => peer,
+        Some(trusted) => match Box::pin(proxied_client(&mut tcp, peer, &trusted, limits)).await {
+            Some(client) => client,
+            None => return,
+        },
+    };
     match tls {
         None => {
             let conn = Arc::new(ConnInfo {
@@ -244,6 +256,32 @@ async fn serve_tcp(
         // Boxed: a task is as large as its largest state, and plain connections should not
         // carry room for a handshake and a TLS session.
         Some(cfg) => Box::pin(serve_tls(cfg, tcp, peer, listener, shared, limits, drain)).await,
+    }
+}
+
+/// The client a trusted balancer's PROXY protocol header names (the balancer itself for a
+/// header that names none: its health checks); `None`, logged, when the connection is refused:
+/// an untrusted peer, or no valid header in time.
+async fn proxied_client(
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    trusted: &[proxy_protocol::IpNet],
+    limits: Limits,
+) -> Option<SocketAddr> {
+    if !trusted.iter().any(|n| n.contains(peer.ip())) {
+        tracing::info!(
+            reason = "untrusted_proxy",
+            client.addr = %peer,
+            "connection refused: the listener takes PROXY protocol connections from its trusted balancers only"
+        );
+        return None;
+    }
+    match proxy_protocol::read_header(tcp, limits.tls_handshake_timeout).await {
+        Ok(client) => Some(client.unwrap_or(peer)),
+        Err(e) => {
+            tracing::info!(reason = "proxy_protocol", client.addr = %peer, error = %e, "connection refused");
+            None
+        }
     }
 }
 

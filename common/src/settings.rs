@@ -133,6 +133,19 @@ pub struct ListenerSettings {
     /// Default: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_gateways: Vec<String>,
+    /// Behind a TCP load balancer: connections from `trusted` must begin with a PROXY protocol
+    /// header (v1 or v2), whose source address becomes the client's (logs, `X-Forwarded-For`,
+    /// limits by client address); connections from anywhere else are refused. Default: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<ProxyProtocolSettings>,
+}
+
+/// The `proxy_protocol` of a listener.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyProtocolSettings {
+    /// The balancers' addresses or networks (`10.0.0.0/8`, `192.0.2.10`); at least one.
+    pub trusted: Vec<String>,
 }
 
 /// Server-side TLS: one or more certificates (chosen by SNI) and optional mTLS, PEM files.
