@@ -693,6 +693,27 @@ def test_two_edge_replicas_share_one_echo_limit():
     assert "ratelimit" in limited.headers
 
 
+def test_the_edges_see_the_client_not_the_balancer(web_app_token):
+    """The balancer starts each connection with a PROXY protocol v2 header, so the address the
+    edge forwards (X-Forwarded-For, as `echo` receives it) is the client's as the balancer saw
+    it (Docker's gateway on the host side), not the balancer's own."""
+    lb_ip, network = mesh_ip(container("lb"))
+    gateway = run(
+        ["docker", "network", "inspect", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}", network]
+    ).split()
+    seen = {}
+    for name in EDGE_ADMINS:
+        # Round robin per connection: two connections reach both edges.
+        with client() as c:
+            res = c.get("/api/echo/whoami", headers={"authorization": f"Bearer {web_app_token}"})
+        assert res.status_code == 200, res.text
+        seen[name] = res.json()["headers"]["x-forwarded-for"][0].split(",")[0].strip()
+    print(f"\n[compose] client address at the edges: {seen}; balancer {lb_ip}, gateway {gateway}")
+    for addr in seen.values():
+        assert addr != lb_ip, "the edge forwarded the balancer's address"
+        assert addr in gateway or addr.startswith("127."), (addr, gateway)
+
+
 def _requests_during(fault, total=500, fault_at=150, workers=8, after=150, cap=20000):
     """`workers` clients send `total` GETs through the balancer, each on its own connection;
     `fault()` runs in a thread when the `fault_at`-th starts. The GETs go on past `total` until
