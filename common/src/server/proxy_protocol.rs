@@ -14,8 +14,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
 /// The longest v1 line, CRLF included (the spec's bound).
 const V1_MAX: usize = 107;
-/// The longest v2 address block we read (addresses plus TLVs: a balancer's TLVs are small).
-const V2_MAX_LEN: usize = 1024;
 
 /// An IP network: an address and a prefix length (`10.0.0.0/8`, `::1/128`, a bare address).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +43,20 @@ impl IpNet {
                 .filter(|p| *p <= max)
                 .ok_or_else(|| format!("`{s}`: the prefix length must be 0 to {max}"))?,
         };
+        // `::ffff:10.0.0.0/104` is 10.0.0.0/8: peers are compared in their IPv4 form.
+        if let IpAddr::V6(v6) = addr
+            && let Some(v4) = v6.to_ipv4_mapped()
+        {
+            return match prefix.checked_sub(96) {
+                Some(p4) => Ok(IpNet {
+                    addr: IpAddr::V4(v4),
+                    prefix: p4,
+                }),
+                None => Err(format!(
+                    "`{s}`: an IPv4-mapped network needs a prefix of at least 96 (or write it as IPv4)"
+                )),
+            };
+        }
         Ok(IpNet { addr, prefix })
     }
 
@@ -147,30 +159,40 @@ pub fn parse_v1(line: &[u8]) -> Result<Option<SocketAddr>, HeaderError> {
         return Ok(None);
     }
     let fields: Vec<&str> = parts.collect();
-    let [src, _dst, sport, _dport] = fields[..] else {
+    let [src, dst, sport, dport] = fields[..] else {
         return Err(HeaderError::Malformed(
             "v1 needs four fields after the family",
         ));
     };
-    let ip: IpAddr = match family {
-        "TCP4" => src
-            .parse::<Ipv4Addr>()
-            .map(IpAddr::V4)
-            .map_err(|_| HeaderError::Malformed("v1 source is not IPv4"))?,
-        "TCP6" => src
-            .parse::<Ipv6Addr>()
-            .map(IpAddr::V6)
-            .map_err(|_| HeaderError::Malformed("v1 source is not IPv6"))?,
+    let v4 = match family {
+        "TCP4" => true,
+        "TCP6" => false,
         _ => {
             return Err(HeaderError::Malformed(
                 "v1 family is not TCP4, TCP6 or UNKNOWN",
             ));
         }
     };
-    let port: u16 = sport
-        .parse()
-        .map_err(|_| HeaderError::Malformed("v1 source port"))?;
-    Ok(Some(SocketAddr::new(ip, port)))
+    let ip = |s: &str| -> Result<IpAddr, HeaderError> {
+        let ip = if v4 {
+            s.parse::<Ipv4Addr>().map(IpAddr::V4).ok()
+        } else {
+            s.parse::<Ipv6Addr>().map(IpAddr::V6).ok()
+        };
+        ip.ok_or(HeaderError::Malformed("v1 address not of its family"))
+    };
+    // Decimal digits only (`u16::from_str` would take a `+`).
+    let port = |s: &str| -> Result<u16, HeaderError> {
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())
+            .flatten()
+            .ok_or(HeaderError::Malformed("v1 port"))
+    };
+    let (client, _server) = (ip(src)?, ip(dst)?);
+    let (client_port, _server_port) = (port(sport)?, port(dport)?);
+    // A balancer with a dual-stack frontend names IPv4 clients as ::ffff:a.b.c.d.
+    Ok(Some(SocketAddr::new(client.to_canonical(), client_port)))
 }
 
 async fn read_v2<I: AsyncRead + Unpin>(io: &mut I) -> Result<Option<SocketAddr>, HeaderError> {
@@ -181,17 +203,13 @@ async fn read_v2<I: AsyncRead + Unpin>(io: &mut I) -> Result<Option<SocketAddr>,
     }
     let (ver_cmd, family) = (rest[7], rest[8]);
     let len = usize::from(u16::from_be_bytes([rest[9], rest[10]]));
-    if len > V2_MAX_LEN {
-        return Err(HeaderError::Malformed(
-            "v2 address block longer than 1024 bytes",
-        ));
-    }
+    // Up to 64 KiB (TLVs such as a client certificate can be large), from a trusted peer only.
     let mut block = vec![0u8; len];
     fill(io, &mut block).await?;
     parse_v2(ver_cmd, family, &block)
 }
 
-/// The v2 header after its signature: version/command, family/protocol, the address block.
+/// The v2 header after its signature: version/command, family/transport, the address block.
 pub fn parse_v2(ver_cmd: u8, family: u8, block: &[u8]) -> Result<Option<SocketAddr>, HeaderError> {
     if ver_cmd >> 4 != 2 {
         return Err(HeaderError::Malformed("v2 version is not 2"));
@@ -202,8 +220,10 @@ pub fn parse_v2(ver_cmd: u8, family: u8, block: &[u8]) -> Result<Option<SocketAd
         _ => return Err(HeaderError::Malformed("v2 command is not LOCAL or PROXY")),
     }
     let short = HeaderError::Malformed("v2 address block too short for its family");
-    match family >> 4 {
-        1 => {
+    // The high nibble is the address family, the low one the transport: the spec's seven
+    // values only, and a stream transport, as this is a TCP listener.
+    match family {
+        0x11 => {
             let b: &[u8; 12] = block
                 .get(..12)
                 .and_then(|b| b.try_into().ok())
@@ -214,7 +234,7 @@ pub fn parse_v2(ver_cmd: u8, family: u8, block: &[u8]) -> Result<Option<SocketAd
                 u16::from_be_bytes([b[8], b[9]]),
             )))
         }
-        2 => {
+        0x21 => {
             let b: &[u8; 36] = block
                 .get(..36)
                 .and_then(|b| b.try_into().ok())
@@ -222,11 +242,16 @@ pub fn parse_v2(ver_cmd: u8, family: u8, block: &[u8]) -> Result<Option<SocketAd
             let mut ip = [0u8; 16];
             ip.copy_from_slice(&b[..16]);
             let port = u16::from_be_bytes([b[32], b[33]]);
-            Ok(Some(SocketAddr::new(Ipv6Addr::from(ip).into(), port)))
+            // A balancer with a dual-stack frontend names IPv4 clients as ::ffff:a.b.c.d.
+            let ip = IpAddr::V6(Ipv6Addr::from(ip)).to_canonical();
+            Ok(Some(SocketAddr::new(ip, port)))
         }
-        // UNSPEC or AF_UNIX: no IP client to name.
-        0 | 3 => Ok(None),
-        _ => Err(HeaderError::Malformed("v2 address family")),
+        // UNSPEC, or a Unix socket: no IP client to name.
+        0x00 | 0x31 => Ok(None),
+        0x12 | 0x22 | 0x32 => Err(HeaderError::Malformed(
+            "v2 datagram transport on a TCP listener",
+        )),
+        _ => Err(HeaderError::Malformed("v2 address family or transport")),
     }
 }
 
@@ -250,10 +275,26 @@ mod tests {
         (r, io.to_vec())
     }
 
+    /// A v1 TCP4 line of exactly `len` bytes, CRLF included (the source port padded with
+    /// leading zeros).
+    fn v1_of_len(len: usize) -> Vec<u8> {
+        let (head, tail) = ("PROXY TCP4 1.2.3.4 5.6.7.8 ", " 2\r\n");
+        let zeros = len - head.len() - tail.len() - 1;
+        format!("{head}{}1{tail}", "0".repeat(zeros)).into_bytes()
+    }
+
     /// What the balancer sent ↔ the client address, and what is left for TLS/HTTP.
     #[tokio::test]
     async fn headers_and_what_follows_them() {
         let v4 = [203, 0, 113, 7, 10, 0, 0, 1, 0x15, 0xb3, 0x20, 0xfb];
+        let mut mapped = vec![0u8; 36];
+        mapped[..16].copy_from_slice(
+            &"::ffff:203.0.113.7"
+                .parse::<Ipv6Addr>()
+                .expect("ip")
+                .octets(),
+        );
+        mapped[32..34].copy_from_slice(&443u16.to_be_bytes());
         let mut v6 = vec![0u8; 36];
         v6[..16].copy_from_slice(&"2001:db8::7".parse::<Ipv6Addr>().expect("ip").octets());
         v6[32..34].copy_from_slice(&443u16.to_be_bytes());
@@ -270,6 +311,51 @@ mod tests {
                 Ok(Some("[2001:db8::7]:443")),
             ),
             ("v1 unknown", b"PROXY UNKNOWN\r\n".to_vec(), Ok(None)),
+            (
+                "v2 UDP",
+                v2(1, 0x12, &v4),
+                Err(HeaderError::Malformed(
+                    "v2 datagram transport on a TCP listener",
+                )),
+            ),
+            (
+                "v2 bad transport",
+                v2(1, 0x13, &v4),
+                Err(HeaderError::Malformed("v2 address family or transport")),
+            ),
+            (
+                "v2 bad family",
+                v2(1, 0x41, &v4),
+                Err(HeaderError::Malformed("v2 address family or transport")),
+            ),
+            ("v2 unspec", v2(1, 0x00, &[]), Ok(None)),
+            ("v2 unix", v2(1, 0x31, &[0u8; 216]), Ok(None)),
+            (
+                "v2 mapped",
+                v2(1, 0x21, &mapped),
+                Ok(Some("203.0.113.7:443")),
+            ),
+            (
+                "v1 mapped",
+                b"PROXY TCP6 ::ffff:203.0.113.7 ::1 443 8443\r\n".to_vec(),
+                Ok(Some("203.0.113.7:443")),
+            ),
+            (
+                "v1 bad dst",
+                b"PROXY TCP4 1.2.3.4 garbage 1 2\r\n".to_vec(),
+                Err(HeaderError::Malformed("v1 address not of its family")),
+            ),
+            (
+                "v1 plus port",
+                b"PROXY TCP4 1.2.3.4 5.6.7.8 +1 2\r\n".to_vec(),
+                Err(HeaderError::Malformed("v1 port")),
+            ),
+            ("v1 107 bytes", v1_of_len(107), Ok(Some("1.2.3.4:1"))),
+            (
+                "v1 108 bytes",
+                v1_of_len(108),
+                Err(HeaderError::Malformed("v1 line longer than 107 bytes")),
+            ),
             ("v2 tcp4", v2(1, 0x11, &v4), Ok(Some("203.0.113.7:5555"))),
             ("v2 tcp6", v2(1, 0x21, &v6), Ok(Some("[2001:db8::7]:443"))),
             ("v2 local", v2(0, 0x00, &[]), Ok(None)),
@@ -291,7 +377,7 @@ mod tests {
             (
                 "v1 bad ip",
                 b"PROXY TCP4 999.0.0.1 10.0.0.1 1 2\r\n".to_vec(),
-                Err(HeaderError::Malformed("v1 source is not IPv4")),
+                Err(HeaderError::Malformed("v1 address not of its family")),
             ),
             (
                 "v1 too long",
@@ -351,12 +437,24 @@ mod tests {
             ("10.0.0.0/8", "::ffff:10.1.2.3", true),
             ("fd00::/8", "fd12::1", true),
             ("fd00::/8", "10.0.0.1", false),
+            ("::1/128", "::1", true),
+            ("::1/128", "::2", false),
+            ("::/0", "2001:db8::1", true),
+            ("::ffff:10.0.0.0/104", "10.9.9.9", true),
+            ("::ffff:10.0.0.5", "::ffff:10.0.0.5", true),
+            ("10.0.0.5/32", "10.0.0.6", false),
         ];
         for (net, ip, want) in cases {
             let n = IpNet::parse(net).expect("net");
             assert_eq!(n.contains(ip.parse().expect("ip")), want, "{net} {ip}");
         }
-        for bad in ["10.0.0.0/33", "nope", "::/129", "10.0.0.0/x"] {
+        for bad in [
+            "10.0.0.0/33",
+            "nope",
+            "::/129",
+            "10.0.0.0/x",
+            "::ffff:10.0.0.0/64",
+        ] {
             assert!(IpNet::parse(bad).is_err(), "{bad}");
         }
     }
