@@ -210,7 +210,7 @@ impl Drop for OpenConnGuard {
 }
 
 async fn serve_tcp(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     listener: Arc<str>,
     shared: Arc<Shared>,
@@ -234,7 +234,6 @@ async fn serve_tcp(
         None => (None, None),
     };
     drop(plan);
-    let mut tcp = tcp;
     let peer = match proxy {
         None => peer,
         Some(trusted) => match Box::pin(proxied_client(&mut tcp, peer, &trusted, limits)).await {
